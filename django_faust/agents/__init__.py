@@ -1,0 +1,6 @@
+"""Agents: async stream processors (``@app.agent``)."""
+
+from .actor import Actor
+from .agent import Agent, AgentTestWrapper
+
+__all__ = ["Actor", "Agent", "AgentTestWrapper"]

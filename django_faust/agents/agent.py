@@ -1,0 +1,302 @@
+"""Agents: async stream processors declared with ``@app.agent``.
+
+An agent owns one subscription to its channel and runs ``concurrency``
+actors over it under a mode supervisor. Values an agent ``yield``s go to its
+sinks (other agents, topics, channels or callables). Events that made the
+agent raise are sent to the dead-letter topic, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable
+
+from mode import Service, SupervisorStrategyT
+from mode.utils.imports import symbol_by_name
+
+from ..channels import Channel, Subscription
+from ..exceptions import ImproperlyConfigured
+from ..streams import Stream
+from .actor import Actor
+
+if TYPE_CHECKING:
+    from ..app.base import App
+    from ..events import Event
+
+__all__ = ["Agent"]
+
+logger = logging.getLogger(__name__)
+
+AgentFun = Callable[[Stream], Any]
+
+
+class Agent(Service):
+    """An async function that processes a stream, run by the worker."""
+
+    mundane_level = "debug"
+
+    def __init__(
+        self,
+        fun: AgentFun,
+        *,
+        app: App,
+        name: str,
+        channel: Channel | str | None = None,
+        concurrency: int = 1,
+        sink: Iterable[Any] | None = None,
+        on_error: Callable[[Agent, BaseException], Any] | None = None,
+        supervisor_strategy: type[SupervisorStrategyT] | str | None = None,
+        help: str | None = None,
+        **topic_options: Any,
+    ) -> None:
+        if not inspect.iscoroutinefunction(fun) and not inspect.isasyncgenfunction(fun):
+            raise ImproperlyConfigured(
+                f"@app.agent needs an 'async def' function; {name} is not one."
+            )
+        if concurrency < 1:
+            raise ImproperlyConfigured(
+                f"Agent {name}: concurrency must be at least 1, got {concurrency}."
+            )
+        self.fun = fun
+        self.app = app
+        self.name = name
+        self.concurrency = concurrency
+        self.sinks: list[Any] = list(sink or [])
+        self.on_error = on_error
+        self.help = help or inspect.getdoc(fun) or ""
+        self._channel_arg = channel
+        self._topic_options = topic_options
+        self._channel: Channel | None = None
+        self._supervisor_arg = supervisor_strategy
+        self._subscription: Subscription | None = None
+        self.supervisor: SupervisorStrategyT | None = None
+        self.actors: list[Actor] = []
+        self.errors_total = 0
+        super().__init__()
+        # Never let an agent's crash take down its parents: the supervisor
+        # above restarts actors; the agent itself only stops with the app.
+
+    # -- identity ----------------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        return f"Agent: {self.name}"
+
+    @property
+    def shortlabel(self) -> str:
+        return self.name.rsplit(".", 1)[-1]
+
+    @property
+    def channel(self) -> Channel:
+        """The channel or topic this agent reads (created on first use)."""
+        if self._channel is None:
+            arg = self._channel_arg
+            if arg is None:
+                topic_name = f"{self.app.conf.id}-{self.name}"
+                self._channel = self.app.topic(topic_name, **self._topic_options)
+            elif isinstance(arg, str):
+                self._channel = self.app.topic(arg, **self._topic_options)
+            elif isinstance(arg, Channel):
+                if self._topic_options:
+                    raise ImproperlyConfigured(
+                        f"Agent {self.name}: topic options "
+                        f"{sorted(self._topic_options)} only apply when the "
+                        "agent makes its own topic."
+                    )
+                self._channel = arg
+            else:
+                raise ImproperlyConfigured(
+                    f"Agent {self.name}: expected a channel, topic or topic "
+                    f"name, got {arg!r}."
+                )
+        return self._channel
+
+    def __repr__(self) -> str:
+        return f"<{self.label}>"
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def _supervisor_class(self) -> type[SupervisorStrategyT]:
+        arg = self._supervisor_arg or self.app.conf.agent_supervisor
+        if isinstance(arg, str):
+            return symbol_by_name(arg)  # type: ignore[no-any-return]
+        return arg
+
+    async def on_start(self) -> None:
+        channel = self.channel
+        if channel.is_topic:
+            await channel.declare()  # type: ignore[attr-defined]
+        self._subscription = channel.subscribe()
+        self.actors = [self._new_actor(i) for i in range(self.concurrency)]
+        supervisor = self._supervisor_class()(
+            max_restarts=100.0, over=1.0, replacement=self._replace_actor
+        )
+        supervisor.add(*self.actors)
+        self.supervisor = supervisor
+        await supervisor.start()
+
+    def _new_actor(self, index: int) -> Actor:
+        assert self._subscription is not None
+        stream = Stream(self.channel, subscription=self._subscription)
+        stream.concurrency = self.concurrency
+        return Actor(self, stream, index)
+
+    async def _replace_actor(self, old: Any, index: int) -> Actor:
+        try:
+            await old.stop()
+        except Exception:  # pragma: no cover - best effort cleanup
+            logger.exception("Stopping crashed %r failed", old)
+        actor = self._new_actor(index)
+        self.actors[index] = actor
+        await actor.start()
+        return actor
+
+    async def drain(self, timeout: float) -> None:
+        """Let every actor finish the event in hand, then stop taking new ones."""
+        results = await asyncio.gather(*(a.drain(timeout) for a in self.actors))
+        if not all(results):
+            logger.warning(
+                "%s: an event was still being processed after %.1fs; it "
+                "will be processed again after restart.",
+                self.label,
+                timeout,
+            )
+
+    async def on_stop(self) -> None:
+        if self.supervisor is not None:
+            await self.supervisor.stop()
+        if self._subscription is not None:
+            self.app.conductor.discard(self._subscription)
+
+    # -- results and errors ----------------------------------------------------
+
+    async def _on_yield(self, actor: Actor, value: Any) -> None:
+        for sink in self.sinks:
+            if isinstance(sink, Agent) or isinstance(sink, Channel):
+                await sink.send(value=value)
+            elif isinstance(sink, str):
+                await self.app.send(sink, value=value)
+            else:
+                result = sink(value)
+                if inspect.isawaitable(result):
+                    await result
+
+    async def _on_actor_error(self, actor: Actor, exc: Exception) -> None:
+        self.errors_total += 1
+        held = actor.stream.take_held()
+        if held is not None:
+            message, batch, _value = held
+            self.app.dead_letters.failed(self, message, exc)
+            if batch is not None:
+                batch.release()
+        else:
+            logger.error("%s raised %r", self.label, exc, exc_info=exc)
+        if self.on_error is not None:
+            try:
+                result = self.on_error(self, exc)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("on_error callback of %s failed", self.label)
+
+    # -- sending to the agent -----------------------------------------------------
+
+    async def send(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        headers: Any = None,
+        **kwargs: Any,
+    ) -> asyncio.Future[Any]:
+        """Send a value to this agent's channel or topic."""
+        return await self.channel.send(
+            key=key, value=value, partition=partition, headers=headers, **kwargs
+        )
+
+    # -- testing ------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def test_context(self) -> AsyncIterator[AgentTestWrapper]:
+        """Run a copy of this agent over a local channel, for unit tests.
+
+        ::
+
+            async with my_agent.test_context() as agent:
+                event = await agent.put({"id": 1})
+                assert agent.results[event.message.offset] == ...
+        """
+        wrapper = AgentTestWrapper(self)
+        await wrapper.start()
+        try:
+            yield wrapper
+        finally:
+            await wrapper.stop()
+
+
+class AgentTestWrapper:
+    """A copy of an agent reading an in-memory channel, for tests.
+
+    `put` sends a value and returns once the agent has finished processing it
+    (the event was acknowledged). Values the agent yields are collected in
+    `results`, keyed by the offset of the event being processed.
+    """
+
+    def __init__(self, agent: Agent) -> None:
+        self.original = agent
+        self.channel = agent.app.channel()
+        self.results: dict[int, Any] = {}
+        self.errors: list[BaseException] = []
+        self.agent = Agent(
+            agent.fun,
+            app=agent.app,
+            name=agent.name,
+            channel=self.channel,
+            concurrency=agent.concurrency,
+            sink=[self._collect, *agent.sinks],
+            on_error=self._on_error,
+            supervisor_strategy=agent._supervisor_arg,
+        )
+        self._last_event: Event | None = None
+
+    def _collect(self, value: Any) -> None:
+        from ..streams import current_event
+
+        event = current_event()
+        offset = event.message.offset if event is not None else len(self.results)
+        self.results[offset] = value
+
+    def _on_error(self, agent: Agent, exc: BaseException) -> None:
+        self.errors.append(exc)
+        if self.original.on_error is not None:
+            self.original.on_error(self.original, exc)
+
+    async def start(self) -> None:
+        await self.agent.start()
+
+    async def stop(self) -> None:
+        await self.agent.stop()
+
+    async def put(
+        self,
+        value: Any = None,
+        key: Any = None,
+        *,
+        headers: Any = None,
+        timeout: float = 10.0,
+    ) -> Event:
+        """Send one value and wait until the agent has processed it."""
+        from ..events import Batch, Event
+
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        message = self.channel._make_message(key, value, None, None, headers)
+        batch = Batch(None, [message], on_done=lambda b: done.set_result(None))
+        batch.retain(1)
+        await self.channel.subscribe().put(batch)
+        await asyncio.wait_for(asyncio.shield(done), timeout)
+        return Event(self.channel, key, value, message, batch)

@@ -1,0 +1,86 @@
+"""Exceptions raised by django-faust.
+
+Every exception derives from `DjangoFaustError`, so callers can catch the
+whole family at once. Where an error is also a well-known builtin kind
+(a missing key, a bad value) it inherits that builtin too, so code written
+against the standard library keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DjangoFaustError(Exception):
+    """Base class of every error raised by django-faust."""
+
+
+class ImproperlyConfigured(DjangoFaustError):
+    """The project, app or a declaration is set up in a way that cannot work."""
+
+
+class CodecError(DjangoFaustError):
+    """A codec could not be found, or could not turn data into bytes or back."""
+
+
+class UnknownCodecError(CodecError, KeyError):
+    """No codec is registered under the requested name.
+
+    It is a `KeyError` because looking a codec up is a mapping lookup; its
+    message is shown as written rather than quoted the way `KeyError` does.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class DecodeError(CodecError):
+    """Bytes could not be turned back into a Python object.
+
+    ``topic`` and ``field`` are filled in when known, so that a log line can
+    say where the bad payload came from.
+    """
+
+    def __init__(
+        self, message: str, *, topic: str | None = None, field: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.topic = topic
+        self.field = field
+
+
+class EncodeError(CodecError):
+    """A Python object could not be turned into bytes."""
+
+
+class ValidationError(DjangoFaustError, ValueError):
+    """A record field holds a value that does not match its declared type.
+
+    ``model`` is the record class (or its name) and ``field`` the field name;
+    ``value`` is the offending value.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        model: Any = None,
+        value: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.model = model
+        self.value = value
+
+
+class KeyDecodeError(DecodeError):
+    """The key of a message could not be decoded."""
+
+
+class ValueDecodeError(DecodeError):
+    """The value of a message could not be decoded."""
+
+
+class TableWriteError(DjangoFaustError):
+    """A table was changed outside a stream event, or by a concurrent agent."""

@@ -1,0 +1,60 @@
+"""Which offsets may be committed: per-partition ack tracking.
+
+Every fetched batch is registered here in offset order. A batch is *done*
+when each of its messages was finished by every subscriber. The committable
+offset of a partition is the next offset after the longest run of done
+batches from the start, so an event that is still being processed never lets
+a later offset be committed past it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from ..events import Batch
+from ..types import TP
+
+__all__ = ["PartitionTracker"]
+
+
+class PartitionTracker:
+    """Acked and committed offsets of one assigned partition."""
+
+    __slots__ = ("acked", "committed", "pending", "tp")
+
+    def __init__(self, tp: TP, committed: int | None = None) -> None:
+        self.tp = tp
+        self.pending: deque[Batch] = deque()
+        #: Next offset after everything acknowledged in order (None: nothing yet).
+        self.acked: int | None = committed
+        #: The offset last committed to the broker.
+        self.committed: int | None = committed
+
+    def add(self, batch: Batch) -> None:
+        """Track a newly fetched batch (called in offset order)."""
+        batch.on_done = self.batch_done
+        self.pending.append(batch)
+
+    def batch_done(self, batch: Batch) -> None:
+        pending = self.pending
+        while pending and pending[0].done:
+            self.acked = pending.popleft().next_offset
+
+    def committable(self) -> int | None:
+        """The offset to commit now, or None when nothing new is acked."""
+        acked = self.acked
+        if acked is None or (self.committed is not None and acked <= self.committed):
+            return None
+        return acked
+
+    @property
+    def in_flight(self) -> int:
+        """Messages fetched but not yet fully processed."""
+        return sum(len(b.messages) for b in self.pending)
+
+    def revoke(self) -> None:
+        """Mark everything still pending as revoked (never handed out again)."""
+        for batch in self.pending:
+            batch.revoked = True
+            batch.on_done = None
+        self.pending.clear()

@@ -1,0 +1,283 @@
+"""What every transport driver provides, and the logic they share.
+
+A driver implements a handful of primitives (fetch many, commit offsets,
+subscribe, pause/resume, send, create a topic). Everything that decides
+*correctness* lives here, once, for every driver: turning fetches into
+tracked batches, committing only acknowledged offsets (after flushing what
+the producer holds), and handling revocation and assignment.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+from mode import Service
+
+from ..events import Batch
+from ..types import TP, MessageT, RecordMetadata
+from .acks import PartitionTracker
+
+if TYPE_CHECKING:
+    from ..app.base import App
+
+__all__ = ["Consumer", "Producer", "Transport"]
+
+logger = logging.getLogger(__name__)
+
+
+class Producer(Service, abc.ABC):
+    """Sends messages to the broker and declares topics."""
+
+    mundane_level = "debug"
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.app = transport.app
+        super().__init__()
+
+    @abc.abstractmethod
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> asyncio.Future[RecordMetadata]:
+        """Accept a message for sending; the future resolves on delivery."""
+
+    @abc.abstractmethod
+    def send_soon(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> asyncio.Future[RecordMetadata]:
+        """Like `send`, without awaiting: usable from sync code in the loop."""
+
+    async def send_and_wait(
+        self, topic: str, key: bytes | None, value: bytes | None, **kwargs: Any
+    ) -> RecordMetadata:
+        fut = await self.send(topic, key, value, **kwargs)
+        return await fut
+
+    @abc.abstractmethod
+    async def flush(self) -> None:
+        """Wait until every accepted message was delivered (or failed)."""
+
+    @abc.abstractmethod
+    async def create_topic(
+        self,
+        topic: str,
+        *,
+        partitions: int,
+        replication: int,
+        config: Mapping[str, Any] | None = None,
+        compacting: bool | None = None,
+        deleting: bool | None = None,
+        retention: float | None = None,
+    ) -> None:
+        """Create a topic if it does not exist; never alter an existing one."""
+
+    @abc.abstractmethod
+    async def partitions_for(self, topic: str) -> set[int]:
+        """The partition numbers of a topic (creating nothing)."""
+
+
+class Consumer(Service, abc.ABC):
+    """Fetches batches, hands them to the conductor, and commits acked offsets.
+
+    Drivers call `on_partitions_revoked` and `on_partitions_assigned` from
+    their rebalance hooks, and implement the abstract primitives.
+    """
+
+    mundane_level = "debug"
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.app = transport.app
+        self.trackers: dict[TP, PartitionTracker] = {}
+        self._fetching = asyncio.Event()
+        self._fetching.set()
+        self._commit_lock = asyncio.Lock()
+        self.messages_received = 0
+        self.commits = 0
+        super().__init__()
+
+    # -- primitives a driver implements ---------------------------------------
+
+    @abc.abstractmethod
+    async def subscribe(self, topics: Iterable[str]) -> None:
+        """Read exactly these topics (as part of the app's consumer group)."""
+
+    @abc.abstractmethod
+    async def getmany(self, timeout: float) -> Mapping[TP, Sequence[MessageT]]:
+        """Fetch whatever is ready, waiting up to ``timeout`` seconds."""
+
+    @abc.abstractmethod
+    async def _commit_offsets(self, offsets: Mapping[TP, int]) -> None:
+        """Store committed offsets for the consumer group."""
+
+    @abc.abstractmethod
+    def assignment(self) -> set[TP]:
+        """Partitions currently assigned to this consumer."""
+
+    @abc.abstractmethod
+    def pause(self, *tps: TP) -> None: ...
+
+    @abc.abstractmethod
+    def resume(self, *tps: TP) -> None: ...
+
+    @abc.abstractmethod
+    async def committed(self, tp: TP) -> int | None:
+        """The committed offset of a partition for our group, if any."""
+
+    @abc.abstractmethod
+    def highwater(self, tp: TP) -> int | None:
+        """The end of the partition's log as last seen by this consumer."""
+
+    def is_leader(self) -> bool:
+        """Whether this member leads the consumer group (runs leader timers)."""
+        return True
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        await self.subscribe(self.app.conductor.topic_names())
+
+    @Service.task
+    async def _fetcher(self) -> None:
+        conductor = self.app.conductor
+        trackers = self.trackers
+        while not self.should_stop:
+            if not self._fetching.is_set():
+                await self._fetching.wait()
+                continue
+            records = await self.getmany(timeout=1.0)
+            if not self._fetching.is_set():
+                # Stopped while the fetch was in flight: hand nothing out.
+                continue
+            for tp, messages in records.items():
+                if not messages:
+                    continue
+                tracker = trackers.get(tp)
+                if tracker is None:
+                    # Drivers assign before they fetch; never drop records.
+                    tracker = trackers[tp] = PartitionTracker(tp)
+                batch = Batch(tp, messages)
+                tracker.add(batch)
+                self.messages_received += len(messages)
+                conductor.deliver(batch)
+
+    @Service.task
+    async def _committer(self) -> None:
+        interval = self.app.conf.commit_interval
+        while not self.should_stop:
+            await self.sleep(interval)
+            if self.should_stop:
+                break
+            try:
+                await self.commit()
+            except Exception as exc:
+                logger.error("Commit failed (will retry): %r", exc, exc_info=exc)
+
+    def stop_fetching(self) -> None:
+        """Hand no further batches to streams (first step of shutdown)."""
+        self._fetching.clear()
+
+    def resume_fetching(self) -> None:
+        self._fetching.set()
+
+    # -- commits -----------------------------------------------------------------
+
+    def committable(self, tps: Iterable[TP] | None = None) -> dict[TP, int]:
+        trackers = self.trackers
+        chosen = (
+            trackers.values()
+            if tps is None
+            else (trackers[tp] for tp in tps if tp in trackers)
+        )
+        offsets = {}
+        for tracker in chosen:
+            offset = tracker.committable()
+            if offset is not None:
+                offsets[tracker.tp] = offset
+        return offsets
+
+    async def commit(self, tps: Iterable[TP] | None = None) -> bool:
+        """Commit every offset whose earlier events are all acknowledged.
+
+        The producer is flushed first: anything the processed events sent
+        (results, repartitioned events, changelog records) reaches the broker
+        before the offsets that produced it are committed.
+        """
+        async with self._commit_lock:
+            offsets = self.committable(tps)
+            if not offsets:
+                return False
+            producer = self.app._producer
+            if producer is not None and producer.started:
+                await producer.flush()
+            await self._commit_offsets(offsets)
+            for tp, offset in offsets.items():
+                tracker = self.trackers.get(tp)
+                if tracker is not None:
+                    tracker.committed = offset
+            self.commits += 1
+            self.app.monitor.on_commit(offsets)
+            return True
+
+    # -- rebalancing --------------------------------------------------------------
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Give up partitions: stop handing their events out, commit, forget."""
+        if not revoked:
+            return
+        self.app.conductor.revoke(revoked)
+        try:
+            await self.commit(revoked)
+        except Exception as exc:
+            logger.error(
+                "Commit on revoke of %s failed: %r", sorted(revoked), exc, exc_info=exc
+            )
+        for tp in revoked:
+            tracker = self.trackers.pop(tp, None)
+            if tracker is not None:
+                tracker.revoke()
+        await self.app.on_partitions_revoked.send(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TP]) -> None:
+        """Take on partitions, resuming from their committed offsets."""
+        for tp in assigned:
+            if tp not in self.trackers:
+                self.trackers[tp] = PartitionTracker(tp, await self.committed(tp))
+        await self.app.on_partitions_assigned.send(assigned)
+
+
+class Transport(abc.ABC):
+    """A broker driver: builds the consumer and producer for an app."""
+
+    driver_name = "base"
+    default_port: int | None = None
+
+    def __init__(self, url: str, app: App) -> None:
+        self.url = url
+        self.app = app
+
+    @abc.abstractmethod
+    def create_consumer(self) -> Consumer: ...
+
+    @abc.abstractmethod
+    def create_producer(self) -> Producer: ...
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}>"

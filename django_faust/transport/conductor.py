@@ -1,0 +1,133 @@
+"""The conductor: routes fetched batches to the subscriptions that read them.
+
+It also owns the set of topic names the consumer must subscribe to: a
+subscription added after the consumer started (``group_by`` inside a running
+agent, say) changes the consumer's subscription in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from typing import TYPE_CHECKING, Iterable
+
+from mode import Service
+
+from ..channels import Subscription
+from ..events import Batch
+from ..types import TP
+
+if TYPE_CHECKING:
+    from ..app.base import App
+
+__all__ = ["Conductor"]
+
+logger = logging.getLogger(__name__)
+
+
+class Conductor(Service):
+    """Topic name -> subscriptions, and delivery of batches to them."""
+
+    mundane_level = "debug"
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._subscriptions: dict[str, list[Subscription]] = defaultdict(list)
+        self._changed = asyncio.Event()
+        self._paused: dict[Subscription, set[TP]] = {}
+        super().__init__()
+
+    # -- subscriptions ---------------------------------------------------------
+
+    def add(self, sub: Subscription) -> None:
+        for name in sub.topic_names:
+            self._subscriptions[name].append(sub)
+        sub.on_drained = self._on_drained
+        self._changed.set()
+
+    def discard(self, sub: Subscription) -> None:
+        for name in sub.topic_names:
+            subs = self._subscriptions.get(name)
+            if subs and sub in subs:
+                subs.remove(sub)
+                if not subs:
+                    del self._subscriptions[name]
+        self._paused.pop(sub, None)
+        self._changed.set()
+
+    def topic_names(self) -> set[str]:
+        """Every topic some stream reads."""
+        return {name for name, subs in self._subscriptions.items() if subs}
+
+    def subscriptions_for(self, topic: str) -> list[Subscription]:
+        return list(self._subscriptions.get(topic, ()))
+
+    def __contains__(self, topic: object) -> bool:
+        return topic in self._subscriptions
+
+    @Service.task
+    async def _update_consumer_subscription(self) -> None:
+        """Keep the consumer subscribed to exactly the topics streams read."""
+        while not self.should_stop:
+            await self._changed.wait()
+            self._changed.clear()
+            consumer = self.app._consumer
+            if consumer is not None and consumer.started:
+                await consumer.subscribe(self.topic_names())
+
+    # -- delivery ----------------------------------------------------------------
+
+    def deliver(self, batch: Batch) -> None:
+        """Hand a fetched batch to every subscription of its topic.
+
+        A batch nobody reads is done at once, so its offsets can be
+        committed. A subscription that becomes full pauses the partition
+        until it drains.
+        """
+        tp = batch.tp
+        assert tp is not None
+        subs = self._subscriptions.get(tp.topic)
+        if not subs:
+            batch.release(0)
+            return
+        batch.retain(len(batch.messages) * len(subs))
+        for sub in subs:
+            sub.put_nowait(batch)
+            if sub.full():
+                self._pause(sub, tp)
+
+    def _pause(self, sub: Subscription, tp: TP) -> None:
+        paused = self._paused.setdefault(sub, set())
+        if tp not in paused:
+            paused.add(tp)
+            consumer = self.app._consumer
+            if consumer is not None:
+                consumer.pause(tp)
+
+    def _on_drained(self, sub: Subscription) -> None:
+        paused = self._paused.pop(sub, None)
+        if not paused:
+            return
+        consumer = self.app._consumer
+        if consumer is None:
+            return
+        still_paused = set()
+        for tps in self._paused.values():
+            still_paused |= tps
+        for tp in paused - still_paused:
+            consumer.resume(tp)
+
+    def revoke(self, tps: Iterable[TP]) -> int:
+        """Drop buffered batches of revoked partitions from every subscription."""
+        tps = set(tps)
+        dropped = 0
+        seen: set[int] = set()
+        for subs in self._subscriptions.values():
+            for sub in subs:
+                if id(sub) not in seen:
+                    seen.add(id(sub))
+                    dropped += sub.drop(tps)
+        for paused in self._paused.values():
+            paused -= tps
+        return dropped

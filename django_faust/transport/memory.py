@@ -1,0 +1,392 @@
+"""The ``memory://`` transport: a faithful stand-in for Kafka in one process.
+
+Topics have partitions and append-only logs with growing offsets; keys go to
+partitions with Kafka's own partitioner (murmur2), so a key lands on the same
+partition number here as on a real cluster. Consumer groups remember
+committed offsets and split partitions between their members, revoking and
+assigning the way Kafka's eager rebalance protocol does.
+
+Everything lives in a `MemoryBroker` per URL (``memory://`` and
+``memory://name`` are different brokers), for the lifetime of the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+from aiokafka.partitioner import murmur2
+
+from ..exceptions import ImproperlyConfigured
+from ..types import TP, Message, RecordMetadata
+from .base import Consumer, Producer, Transport
+
+if TYPE_CHECKING:
+    from ..app.base import App
+
+__all__ = ["MemoryBroker", "MemoryTransport", "get_broker", "reset_brokers"]
+
+_brokers: dict[str, MemoryBroker] = {}
+
+
+def get_broker(url: str) -> MemoryBroker:
+    """The process-wide broker for a ``memory://`` URL."""
+    name = url.split("://", 1)[-1].strip("/")
+    broker = _brokers.get(name)
+    if broker is None:
+        broker = _brokers[name] = MemoryBroker(name)
+    return broker
+
+
+def reset_brokers() -> None:
+    """Forget every memory broker (for tests)."""
+    _brokers.clear()
+
+
+def partition_for_key(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner for keyed messages."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class MemoryBroker:
+    """Topics, logs, committed offsets and group membership, in memory."""
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+        self.logs: dict[str, list[list[Message]]] = {}
+        self.configs: dict[str, dict[str, Any]] = {}
+        self.committed: dict[tuple[str, TP], int] = {}
+        self.groups: dict[str, list[MemoryConsumer]] = {}
+        self._waiters: list[asyncio.Future[None]] = []
+        self._round_robin: dict[str, itertools.count[int]] = {}
+        self.default_partitions = 8
+
+    # -- topics ----------------------------------------------------------------
+
+    def create_topic(
+        self, topic: str, partitions: int, config: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Create a topic; returns False when it already existed."""
+        if topic in self.logs:
+            return False
+        if partitions < 1:
+            raise ImproperlyConfigured(
+                f"Topic {topic!r} needs at least one partition, got {partitions}."
+            )
+        self.logs[topic] = [[] for _ in range(partitions)]
+        self.configs[topic] = dict(config or {})
+        # Like Kafka, only groups that read the new topic rebalance.
+        for group_id, members in list(self.groups.items()):
+            if any(topic in m.topics for m in members):
+                self._rebalance(group_id)
+        return True
+
+    def partitions(self, topic: str) -> int:
+        return len(self.logs.get(topic, ()))
+
+    def end_offset(self, tp: TP) -> int:
+        logs = self.logs.get(tp.topic)
+        if logs is None or tp.partition >= len(logs):
+            return 0
+        return len(logs[tp.partition])
+
+    # -- producing ---------------------------------------------------------------
+
+    def append(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> RecordMetadata:
+        logs = self.logs.get(topic)
+        if logs is None:
+            # Like Kafka's auto.create.topics.enable.
+            self.create_topic(topic, self.default_partitions)
+            logs = self.logs[topic]
+        n = len(logs)
+        if partition is None:
+            if key is None:
+                counter = self._round_robin.setdefault(topic, itertools.count())
+                partition = next(counter) % n
+            else:
+                partition = partition_for_key(key, n)
+        elif not 0 <= partition < n:
+            raise ValueError(
+                f"Topic {topic!r} has {n} partitions; partition {partition} "
+                "does not exist."
+            )
+        log = logs[partition]
+        ts = timestamp if timestamp is not None else time.time()
+        log.append(
+            Message(topic, partition, len(log), ts, key, value, tuple(headers or ()))
+        )
+        self._wake()
+        return RecordMetadata(topic, partition, len(log) - 1, ts)
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def wait_for_data(self, timeout: float) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            pass
+
+    def read(self, tp: TP, offset: int, max_records: int) -> list[Message]:
+        logs = self.logs.get(tp.topic)
+        if logs is None or tp.partition >= len(logs):
+            return []
+        return logs[tp.partition][offset : offset + max_records]
+
+    # -- consumer groups -----------------------------------------------------------
+
+    def join(self, consumer: MemoryConsumer) -> None:
+        members = self.groups.setdefault(consumer.group_id, [])
+        if consumer not in members:
+            members.append(consumer)
+        self._rebalance(consumer.group_id)
+
+    def leave(self, consumer: MemoryConsumer) -> None:
+        members = self.groups.get(consumer.group_id, [])
+        if consumer in members:
+            members.remove(consumer)
+            self._rebalance(consumer.group_id)
+
+    def _rebalance(self, group_id: str) -> None:
+        """Range assignment per topic over the members that read it."""
+        members = self.groups.get(group_id, [])
+        assignment: dict[MemoryConsumer, set[TP]] = {m: set() for m in members}
+        topics = sorted({t for m in members for t in m.topics if t in self.logs})
+        for topic in topics:
+            readers = [m for m in members if topic in m.topics]
+            n = self.partitions(topic)
+            per, extra = divmod(n, len(readers))
+            start = 0
+            for i, member in enumerate(readers):
+                count = per + (1 if i < extra else 0)
+                for p in range(start, start + count):
+                    assignment[member].add(TP(topic, p))
+                start += count
+        for member, tps in assignment.items():
+            member._set_assignment(tps)
+        self._wake()
+
+
+class MemoryConsumer(Consumer):
+    """A group member reading from a `MemoryBroker`."""
+
+    def __init__(self, transport: MemoryTransport) -> None:
+        super().__init__(transport)
+        self.broker = transport.broker
+        self.group_id = self.app.conf.id
+        self.topics: set[str] = set()
+        self._assignment: set[TP] = set()
+        self._target: set[TP] | None = None
+        self._positions: dict[TP, int] = {}
+        self._paused: set[TP] = set()
+        self._leader = False
+
+    async def subscribe(self, topics: Iterable[str]) -> None:
+        self.topics = set(topics)
+        for topic in self.topics:
+            if topic not in self.broker.logs:
+                self.broker.create_topic(topic, self.app.conf.topic_partitions)
+        # The group rebalances now; like Kafka's poll(), this member applies
+        # its new assignment inside the fetch loop, never concurrently with it.
+        self.broker.join(self)
+
+    def _set_assignment(self, tps: set[TP]) -> None:
+        self._target = set(tps)
+        members = self.broker.groups.get(self.group_id, [])
+        self._leader = bool(members) and members[0] is self
+
+    async def _maybe_rebalance(self) -> None:
+        target = self._target
+        if target is None:
+            return
+        self._target = None
+        # Eager protocol, as Kafka's default: revoke everything, then assign.
+        previous = self._assignment
+        self._assignment = set()
+        await self.on_partitions_revoked(previous)
+        self._assignment = target
+        for tp in target:
+            committed = self.broker.committed.get((self.group_id, tp))
+            if committed is None:
+                if self.app.conf.consumer_auto_offset_reset == "latest":
+                    committed = self.broker.end_offset(tp)
+                else:
+                    committed = 0
+            self._positions[tp] = committed
+        for tp in list(self._positions):
+            if tp not in target:
+                del self._positions[tp]
+        self._paused &= target
+        await self.on_partitions_assigned(target)
+
+    async def getmany(self, timeout: float) -> Mapping[TP, Sequence[Message]]:
+        await self._maybe_rebalance()
+        max_records = self.app.conf.broker_max_poll_records or 500
+        records = self._read(max_records)
+        if not records:
+            await self.broker.wait_for_data(timeout)
+            await self._maybe_rebalance()
+            records = self._read(max_records)
+        return records
+
+    def _read(self, max_records: int) -> dict[TP, list[Message]]:
+        out: dict[TP, list[Message]] = {}
+        budget = max_records
+        broker = self.broker
+        for tp in sorted(self._assignment):
+            if budget <= 0:
+                break
+            if tp in self._paused:
+                continue
+            position = self._positions.get(tp, 0)
+            messages = broker.read(tp, position, budget)
+            if messages:
+                out[tp] = messages
+                self._positions[tp] = position + len(messages)
+                budget -= len(messages)
+        return out
+
+    async def _commit_offsets(self, offsets: Mapping[TP, int]) -> None:
+        for tp, offset in offsets.items():
+            self.broker.committed[(self.group_id, tp)] = offset
+
+    async def committed(self, tp: TP) -> int | None:
+        return self.broker.committed.get((self.group_id, tp))
+
+    def assignment(self) -> set[TP]:
+        return set(self._assignment)
+
+    def highwater(self, tp: TP) -> int | None:
+        return self.broker.end_offset(tp)
+
+    def pause(self, *tps: TP) -> None:
+        self._paused.update(tps)
+
+    def resume(self, *tps: TP) -> None:
+        self._paused.difference_update(tps)
+        self.broker._wake()
+
+    def position(self, tp: TP) -> int | None:
+        return self._positions.get(tp)
+
+    def is_leader(self) -> bool:
+        return self._leader
+
+    async def on_stop(self) -> None:
+        await super().on_stop()
+        self.broker.leave(self)
+
+
+class MemoryProducer(Producer):
+    """Appends straight to the broker's logs: delivery is immediate."""
+
+    def __init__(self, transport: MemoryTransport) -> None:
+        super().__init__(transport)
+        self.broker = transport.broker
+        self.messages_sent = 0
+
+    def send_soon(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> asyncio.Future[RecordMetadata]:
+        fut: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        try:
+            _check_bytes(topic, "key", key)
+            _check_bytes(topic, "value", value)
+            metadata = self.broker.append(
+                topic, key, value, partition, timestamp, headers
+            )
+        except Exception as exc:
+            fut.set_exception(exc)
+        else:
+            self.messages_sent += 1
+            fut.set_result(metadata)
+        return fut
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> asyncio.Future[RecordMetadata]:
+        fut = self.send_soon(
+            topic, key, value, partition=partition, timestamp=timestamp, headers=headers
+        )
+        if fut.exception() is not None:
+            # Raise here, like a real producer that refuses a bad message.
+            raise fut.exception()  # type: ignore[misc]
+        return fut
+
+    async def flush(self) -> None:
+        return None
+
+    async def create_topic(
+        self,
+        topic: str,
+        *,
+        partitions: int,
+        replication: int,
+        config: Mapping[str, Any] | None = None,
+        compacting: bool | None = None,
+        deleting: bool | None = None,
+        retention: float | None = None,
+    ) -> None:
+        config = dict(config or {})
+        if compacting:
+            config.setdefault("cleanup.policy", "compact")
+        if retention is not None:
+            config.setdefault("retention.ms", int(retention * 1000))
+        self.broker.create_topic(topic, partitions, config)
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self.broker.partitions(topic)))
+
+
+def _check_bytes(topic: str, what: str, data: Any) -> None:
+    if data is not None and not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(
+            f"Sending to topic {topic!r}: the {what} must be bytes after "
+            f"serialization, got {type(data).__name__}."
+        )
+
+
+class MemoryTransport(Transport):
+    """``memory://``: one process, no broker to install."""
+
+    driver_name = "memory"
+
+    def __init__(self, url: str, app: App) -> None:
+        super().__init__(url, app)
+        self.broker = get_broker(url)
+        self.broker.default_partitions = app.conf.topic_partitions
+
+    def create_consumer(self) -> MemoryConsumer:
+        return MemoryConsumer(self)
+
+    def create_producer(self) -> MemoryProducer:
+        return MemoryProducer(self)
