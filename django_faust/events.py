@@ -1,10 +1,11 @@
 """Batches of messages, and the events handed to user code.
 
 The engine moves messages in *batches* (everything one fetch returned for one
-topic-partition). Acknowledgement is counted on the batch: it starts with one
-reference per (message, subscriber) and each finished event drops one. When a
-batch reaches zero its tracker learns the whole batch is done, which is what
-lets the consumer commit. No future, task or lock is created per event.
+topic-partition). Acknowledgement is counted on the batch: one counter per
+message, set to the number of subscribers, dropped by each finished event.
+The batch keeps the index of its first unfinished message, which is what
+lets the consumer commit exactly up to the oldest event still in flight. No
+future, task or lock is created per event.
 
 `Event` objects are built lazily, only when user code asks for one
 (``stream.events()``, ``current_event()``), so a plain ``async for value in
@@ -26,13 +27,26 @@ __all__ = ["Batch", "Event"]
 class Batch:
     """Messages of one topic-partition, delivered together to subscribers.
 
-    ``refs`` counts outstanding (message, subscriber) pairs. ``on_done`` is
-    called once, when the count drops to zero: the consumer's ack tracker uses
-    it to advance the committable offset. ``revoked`` is set when the
-    partition is taken away, so no further message of it reaches an agent.
+    ``pending[i]`` counts the subscribers that have not yet finished message
+    ``i``; ``low`` is the index of the first message some subscriber still
+    holds, so everything before it may be committed even while later
+    messages of the batch are in flight. ``on_done`` is called once, when
+    every message is finished: the consumer's ack tracker uses it to move on
+    to the next batch. ``revoked`` is set when the partition is taken away,
+    so no further message of it reaches an agent.
     """
 
-    __slots__ = ("done", "messages", "next_offset", "on_done", "refs", "revoked", "tp")
+    __slots__ = (
+        "tp",
+        "messages",
+        "pending",
+        "low",
+        "refs",
+        "on_done",
+        "revoked",
+        "done",
+        "next_offset",
+    )
 
     def __init__(
         self,
@@ -42,24 +56,49 @@ class Batch:
     ) -> None:
         self.tp = tp
         self.messages = messages
+        self.pending: list[int] | None = None
+        self.low = 0
         self.refs = 0
         self.on_done = on_done
         self.revoked = False
         self.done = False
         self.next_offset = messages[-1].offset + 1 if messages else 0
 
-    def retain(self, n: int) -> None:
-        """Add ``n`` outstanding references (done when subscribing)."""
-        self.refs += n
+    def retain(self, subscribers: int) -> None:
+        """Expect every message to be finished by ``subscribers`` readers."""
+        self.pending = [subscribers] * len(self.messages)
+        self.refs = subscribers * len(self.messages)
+        if not self.refs:
+            self._finish()
 
-    def release(self, n: int = 1) -> None:
-        """Mark ``n`` (message, subscriber) pairs finished."""
-        refs = self.refs - n
-        self.refs = refs
-        if refs <= 0 and not self.done:
+    def release(self, index: int) -> None:
+        """One subscriber finished message ``index``."""
+        pending = self.pending
+        if pending is None:
+            return
+        left = pending[index] - 1
+        pending[index] = left
+        if left == 0 and index == self.low:
+            low = index + 1
+            end = len(pending)
+            while low < end and pending[low] == 0:
+                low += 1
+            self.low = low
+        self.refs -= 1
+        if self.refs == 0:
+            self._finish()
+
+    def _finish(self) -> None:
+        if not self.done:
             self.done = True
             if self.on_done is not None:
                 self.on_done(self)
+
+    def next_unacked_offset(self) -> int:
+        """The offset to commit for this batch as it stands."""
+        if self.low >= len(self.messages):
+            return self.next_offset
+        return self.messages[self.low].offset
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -75,7 +114,7 @@ class Event:
     do nothing.
     """
 
-    __slots__ = ("acked", "batch", "channel", "key", "message", "value")
+    __slots__ = ("acked", "batch", "channel", "index", "key", "message", "value")
 
     def __init__(
         self,
@@ -84,12 +123,14 @@ class Event:
         value: Any,
         message: MessageT,
         batch: Batch | None,
+        index: int = 0,
     ) -> None:
         self.channel = channel
         self.key = key
         self.value = value
         self.message = message
         self.batch = batch
+        self.index = index
         self.acked = False
 
     @property
@@ -106,7 +147,7 @@ class Event:
             return False
         self.acked = True
         if self.batch is not None:
-            self.batch.release()
+            self.batch.release(self.index)
         return True
 
     async def send(

@@ -87,6 +87,7 @@ class Stream:
         # What the reader holds right now.
         self._message: Any = None
         self._batch: Batch | None = None
+        self._index = 0
         self._value: Any = None
         self._event: Event | None = None
         # Shutdown: see `request_stop`.
@@ -178,15 +179,11 @@ class Stream:
             # -- decode and process -------------------------------------------
             try:
                 value = decode_value(message.value)
-                if mode == _ITEMS:
+                if mode != _VALUES:
                     key = channel.decode_key(message.key)
-                elif mode == _EVENTS:
-                    event = Event(
-                        channel, channel.decode_key(message.key), value, message, batch
-                    )
             except Exception as exc:
                 self.app.dead_letters.undecodable(channel, message, exc)
-                batch.release()
+                batch.release(pos)
                 continue
             if processors:
                 try:
@@ -195,13 +192,15 @@ class Stream:
                     # A processor error is the agent's error: hold the message
                     # so the actor can send it aside before restarting.
                     self._message, self._batch, self._value = message, batch, value
+                    self._index = pos
                     self._event = None
                     raise
                 if value is SKIP:
-                    batch.release()
+                    batch.release(pos)
                     continue
             self._message = message
             self._batch = batch
+            self._index = pos
             self._value = value
             self.events_total += 1
             # -- hand it over ---------------------------------------------------
@@ -212,7 +211,7 @@ class Stream:
                 self._event = None
                 yield key, value
             else:
-                event.value = value
+                event = Event(channel, key, value, message, batch, pos)
                 self._event = event
                 yield event
             # -- the reader came back: the event is done ------------------------
@@ -220,10 +219,10 @@ class Stream:
             if not self._noack:
                 held = self._event
                 if held is None:
-                    batch.release()
+                    batch.release(pos)
                 elif not held.acked:
                     held.acked = True
-                    batch.release()
+                    batch.release(pos)
             if self._stop_future is not None:
                 await self._park()
 
@@ -250,13 +249,15 @@ class Stream:
                 self._value,
                 message,
                 self._batch,
+                self._index,
             )
         return event
 
-    def take_held(self) -> tuple[Any, Batch | None, Any] | None:
+    def take_held(self) -> tuple[Any, Batch | None, int] | None:
         """Hand over the message the reader holds (used when an actor crashes).
 
-        The caller becomes responsible for releasing it.
+        Returns ``(message, batch, index)``; the caller becomes responsible
+        for releasing it.
         """
         if self._message is None:
             return None
@@ -264,7 +265,7 @@ class Stream:
         if event is not None and event.acked:
             self._message = None
             return None
-        held = (self._message, self._batch, self._value)
+        held = (self._message, self._batch, self._index)
         self._message = None
         if event is not None:
             event.acked = True

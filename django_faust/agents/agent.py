@@ -188,10 +188,10 @@ class Agent(Service):
         self.errors_total += 1
         held = actor.stream.take_held()
         if held is not None:
-            message, batch, _value = held
+            message, batch, index = held
             self.app.dead_letters.failed(self, message, exc)
             if batch is not None:
-                batch.release()
+                batch.release(index)
         else:
             logger.error("%s raised %r", self.label, exc, exc_info=exc)
         if self.on_error is not None:

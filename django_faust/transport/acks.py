@@ -2,9 +2,9 @@
 
 Every fetched batch is registered here in offset order. A batch is *done*
 when each of its messages was finished by every subscriber. The committable
-offset of a partition is the next offset after the longest run of done
-batches from the start, so an event that is still being processed never lets
-a later offset be committed past it.
+offset of a partition is the offset of the oldest message some subscriber
+has not finished (or the end of the last done batch), so an event that is
+still being processed never lets a later offset be committed past it.
 """
 
 from __future__ import annotations
@@ -41,8 +41,16 @@ class PartitionTracker:
             self.acked = pending.popleft().next_offset
 
     def committable(self) -> int | None:
-        """The offset to commit now, or None when nothing new is acked."""
+        """The offset to commit now, or None when nothing new is acked.
+
+        Within the oldest unfinished batch, everything before its first
+        unfinished message counts as acknowledged too.
+        """
         acked = self.acked
+        if self.pending:
+            head = self.pending[0]
+            if head.low:
+                acked = head.next_unacked_offset()
         if acked is None or (self.committed is not None and acked <= self.committed):
             return None
         return acked

@@ -88,10 +88,9 @@ class Conductor(Service):
         tp = batch.tp
         assert tp is not None
         subs = self._subscriptions.get(tp.topic)
+        batch.retain(len(subs) if subs else 0)
         if not subs:
-            batch.release(0)
             return
-        batch.retain(len(batch.messages) * len(subs))
         for sub in subs:
             sub.put_nowait(batch)
             if sub.full():
