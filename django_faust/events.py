@@ -37,15 +37,15 @@ class Batch:
     """
 
     __slots__ = (
-        "tp",
-        "messages",
-        "pending",
-        "low",
-        "refs",
-        "on_done",
-        "revoked",
         "done",
+        "low",
+        "messages",
         "next_offset",
+        "on_done",
+        "pending",
+        "refs",
+        "revoked",
+        "tp",
     )
 
     def __init__(

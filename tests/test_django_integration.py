@@ -33,7 +33,7 @@ def test_discovering_again_registers_nothing_twice():
 
 
 def test_a_module_that_fails_to_import_raises_its_own_error():
-    with pytest.raises(RuntimeError, match="brokenapp.agents exploded"):
+    with pytest.raises(RuntimeError, match=r"brokenapp\.agents exploded"):
         with override_settings(
             INSTALLED_APPS=[
                 "django.contrib.contenttypes",

@@ -175,7 +175,7 @@ class Agent(Service):
 
     async def _on_yield(self, actor: Actor, value: Any) -> None:
         for sink in self.sinks:
-            if isinstance(sink, Agent) or isinstance(sink, Channel):
+            if isinstance(sink, Agent | Channel):
                 await sink.send(value=value)
             elif isinstance(sink, str):
                 await self.app.send(sink, value=value)

@@ -75,10 +75,21 @@ def show_value(value: Any, limit: int = 60) -> str:
 
 
 def describe_type(tp: Any) -> str:
-    """A readable name for a type annotation."""
-    if isinstance(tp, type) and not typing.get_args(tp):
-        return tp.__qualname__
-    return str(tp).replace("typing.", "")
+    """A short, readable name for a type annotation (``list[Order] | None``)."""
+    if tp is _NoneType or tp is None:
+        return "None"
+    if tp is Ellipsis:
+        return "..."
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if _is_union(origin):
+        return " | ".join(describe_type(arg) for arg in args)
+    if origin is not None and origin is not Literal and args:
+        inner = ", ".join(describe_type(arg) for arg in args)
+        return f"{describe_type(origin)}[{inner}]"
+    if isinstance(tp, type):
+        return tp.__name__
+    return repr(tp).replace("typing.", "")
 
 
 def _is_record(tp: Any) -> bool:
@@ -191,8 +202,14 @@ def _validate_decimal(value: Any) -> Decimal:
 
 
 def _decode_decimal(value: Any) -> Any:
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return _to_decimal(value)
+    cls = value.__class__
+    if cls is str or cls is int:
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            raise ValueError(f"expected Decimal, got {show_value(value)}") from None
+    if cls is float:
+        return Decimal(repr(value))
     return value
 
 
@@ -253,9 +270,9 @@ def _temporal_decoder(kind: type) -> Converter:
     return decode
 
 
-def _enum_converter(enum: type[Enum]) -> Converter:
+def _enum_converter(enum: type[Enum], validate: bool) -> Converter:
     def convert(value: Any) -> Any:
-        if isinstance(value, enum):
+        if isinstance(value, enum) or (value is None and not validate):
             return value
         try:
             return enum(value)
@@ -295,14 +312,7 @@ def _none_validator(value: Any) -> None:
 
 
 def _record_decoder(model: Any) -> Converter:
-    load = record_loader(model)
-
-    def decode(value: Any) -> Any:
-        if type(value) is dict:
-            return load(value)
-        return value
-
-    return decode
+    return record_loader(model, passthrough=True)
 
 
 def _record_validator(model: Any) -> Converter:
@@ -469,9 +479,8 @@ def _union_converter(
     members = tuple(m for m in members if m is not _NoneType)
     if len(members) == 1:
         inner = _build(members[0], validate=validate, isodates=isodates)
-        if inner is None:
-            return None
-        if not has_none:
+        if inner is None or not has_none or not validate:
+            # Decoders pass None (like anything not in JSON shape) through.
             return inner
 
         def optional(value: Any) -> Any:
@@ -561,7 +570,7 @@ def _build(tp: Any, *, validate: bool, isodates: bool) -> Converter | None:
             if _is_record(tp):
                 return _record_validator(tp) if validate else _record_decoder(tp)
             if issubclass(tp, Enum):
-                return _enum_converter(tp)
+                return _enum_converter(tp, validate)
             return _instance_validator(tp) if validate else None
         return None
     if _is_union(origin):

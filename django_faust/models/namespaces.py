@@ -67,13 +67,17 @@ def decode_model_payload(obj: Any, preferred: type[Record] | None = None) -> Any
     return model.__dict__["_options"].from_data(obj)
 
 
-def record_loader(model: type[Record]) -> Callable[[Any], Any]:
+def record_loader(
+    model: type[Record], *, passthrough: bool = False
+) -> Callable[[Any], Any]:
     """A function building ``model`` (or a subclass named by the payload).
 
     It is `decode_model_payload` with a fast path for the common case of a
     payload of exactly ``model``, and it calls the generated ``from_data``
     held by the class options directly: attribute lookups on record
-    classes are slower than on plain classes (see `RecordMeta`).
+    classes are slower than on plain classes (see `RecordMeta`). With
+    ``passthrough``, values that are not dicts are returned unchanged
+    (nested fields: None, or a record already built) instead of refused.
     """
     options = model.__dict__["_options"]
     namespace = options.namespace
@@ -85,6 +89,8 @@ def record_loader(model: type[Record]) -> Callable[[Any], Any]:
                 meta.__class__ is dict and meta.get(NAMESPACE_KEY) == namespace
             ):
                 return options.from_data(obj)
+        elif passthrough:
+            return obj
         return decode_model_payload(obj, model)
 
     return load

@@ -40,6 +40,7 @@ from django_faust.exceptions import (
     DecodeError,
     EncodeError,
     KeyDecodeError,
+    ValidationError,
     ValueDecodeError,
 )
 from django_faust.models import METADATA_KEY, Record
@@ -58,7 +59,7 @@ __all__ = [
 ]
 
 Decoder = Callable[[Any], Any]
-Encoder = Callable[[Any], "bytes | None"]
+Encoder = Callable[[Any], bytes | None]
 
 _PREVIEW_BYTES = 48
 
@@ -193,7 +194,10 @@ def _make_decoder(
     )
 
     def fail(data: Any, exc: Exception) -> DecodeError:
-        return error(f"{context}: {exc}; payload: {_preview(data)}")
+        return error(
+            f"{context}: {exc}; payload: {_preview(data)}",
+            field=exc.field if isinstance(exc, ValidationError) else None,
+        )
 
     if codec is None:
 

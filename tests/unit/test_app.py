@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from mode import Service
 
-from django_faust import App, TP
+from django_faust import TP, App
 from django_faust.exceptions import ImproperlyConfigured
 from django_faust.testing import make_app, running
 from tests.helpers import committed, wait_for
