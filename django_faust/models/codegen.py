@@ -67,15 +67,35 @@ def _indent(lines: list[str]) -> list[str]:
     return [f"    {line}" for line in lines]
 
 
-def _guarded(name: str, target: str, call: str, owner: str) -> list[str]:
-    """Lines converting ``target`` in place, turning failures into errors."""
-    return [
+def _guarded(
+    name: str, target: str, call: str, skip: tuple[type, ...] | None
+) -> list[str]:
+    """Lines converting ``target`` in place, turning failures into errors.
+
+    ``skip`` lists classes the converter returns unchanged; values of
+    exactly those classes (the usual case) skip the call altogether.
+    """
+    lines = [
         "try:",
         f"    {target} = {call}({target})",
         "except Exception as __faust_exc:",
-        f"    raise __faust_invalid({owner}, {name!r}, {target}, __faust_exc) "
+        f"    raise __faust_invalid(__faust_model, {name!r}, {target}, __faust_exc) "
         "from __faust_exc",
     ]
+    if not skip:
+        return lines
+    if len(skip) == 1:
+        test = f"{target}.__class__ is not __faust_skip_{name}"
+    else:
+        test = f"{target}.__class__ not in __faust_skip_{name}"
+    return [f"if {test}:", *_indent(lines)]
+
+
+def _skip_value(skip: tuple[type, ...] | None) -> Any:
+    """What `_guarded` code compares against: one class, or a tuple of them."""
+    if skip and len(skip) == 1:
+        return skip[0]
+    return skip
 
 
 def make_init(
@@ -84,6 +104,7 @@ def make_init(
     *,
     frozen: bool,
     validators: dict[str, Converter],
+    skip: dict[str, tuple[type, ...]],
     post_init: bool,
     invalid: Callable[..., Exception],
 ) -> Callable[..., None]:
@@ -107,7 +128,8 @@ def make_init(
         validator = validators.get(name)
         if validator is not None:
             env[f"__faust_validate_{name}"] = validator
-        check = _guarded(name, name, f"__faust_validate_{name}", "__faust_model")
+            env[f"__faust_skip_{name}"] = _skip_value(skip.get(name))
+        check = _guarded(name, name, f"__faust_validate_{name}", skip.get(name))
         if field.required:
             if seen_default and not keyword_only:
                 params.append("*")
@@ -143,6 +165,7 @@ def make_from_data(
     *,
     frozen: bool,
     converters: dict[str, Converter],
+    skip: dict[str, tuple[type, ...]],
     post_init: bool,
     invalid: Callable[..., Exception],
     missing: Callable[[type, str], Exception],
@@ -175,9 +198,8 @@ def make_from_data(
         converter = converters.get(name)
         if converter is not None:
             env[f"__faust_convert_{name}"] = converter
-        convert = _guarded(
-            name, "__faust_v", f"__faust_convert_{name}", "__faust_model"
-        )
+            env[f"__faust_skip_{name}"] = _skip_value(skip.get(name))
+        convert = _guarded(name, "__faust_v", f"__faust_convert_{name}", skip.get(name))
         lookup = f"__faust_data[{name!r}]"
         if field.required:
             missing_lines = [

@@ -40,6 +40,7 @@ __all__ = [
     "describe_type",
     "needs_representation",
     "show_value",
+    "unchanged_classes",
     "validator_for",
 ]
 
@@ -641,6 +642,32 @@ def _has_rule(cls: type) -> bool:
         or issubclass(cls, Enum)
         or _is_record(cls)
     )
+
+
+_UNCHANGED_CLASSES = frozenset(
+    {int, float, str, bool, bytes, Decimal, datetime, date, time, UUID}
+)
+
+
+def unchanged_classes(tp: Any) -> tuple[type, ...]:
+    """Classes whose values the converters of ``tp`` return unchanged.
+
+    Generated code compares a value's class against these before calling
+    a converter, so that valid values cost a pointer comparison.
+    """
+    tp = _unwrap(tp)
+    if tp in _UNCHANGED_CLASSES:
+        return (tp,)
+    if isinstance(tp, type) and typing.get_origin(tp) is None:
+        if issubclass(tp, Enum) or _is_record(tp):
+            return (tp,)
+        return ()
+    if _is_union(typing.get_origin(tp)):
+        members = [m for m in typing.get_args(tp) if m is not _NoneType]
+        if len(members) == 1:
+            inner = unchanged_classes(members[0])
+            return (*inner, _NoneType) if inner else ()
+    return ()
 
 
 def needs_representation(tp: Any) -> bool:

@@ -62,6 +62,7 @@ from django_faust.models import codegen
 from django_faust.models.converters import (
     decoder_for,
     needs_representation,
+    unchanged_classes,
     validator_for,
 )
 from django_faust.models.fields import MISSING, FieldDescriptor
@@ -453,6 +454,7 @@ class Record(metaclass=RecordMeta):
         options.representers = frozenset(
             name for name, tp in types.items() if needs_representation(tp)
         )
+        skip = {name: unchanged_classes(tp) for name, tp in types.items()}
         fields = list(options.fields.values())
         post_init = hasattr(cls, "__post_init__")
         generated: dict[str, Any] = {
@@ -461,6 +463,7 @@ class Record(metaclass=RecordMeta):
                 fields,
                 frozen=options.frozen,
                 validators=validators if options.validation else {},
+                skip=skip,
                 post_init=post_init,
                 invalid=_invalid,
             ),
@@ -470,6 +473,7 @@ class Record(metaclass=RecordMeta):
                     fields,
                     frozen=options.frozen,
                     converters=decoders,
+                    skip=skip,
                     post_init=post_init,
                     invalid=_invalid,
                     missing=_missing,

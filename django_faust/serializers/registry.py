@@ -20,12 +20,15 @@ Rules, given a type ``T`` and a serializer (codec name, `Codec` or None):
   decoded mapping carrying record metadata becomes the registered record.
 * A None payload (a Kafka tombstone) is None both ways.
 
-Encoding mirrors this. Without a serializer, bytes pass through, `str` is
-encoded as UTF-8, records use their own serializer (JSON by default) and
-anything else, keys included, is encoded as JSON: a key of ``3`` becomes
-``b"3"``, which a topic whose ``key_type`` is ``int`` decodes back to ``3``.
-A topic *declared* with ``bytes`` or ``str`` and no serializer refuses other
-objects rather than guessing.
+Encoding mirrors this. A `bytes` object is taken to be an already
+serialized payload and sent unchanged, whatever the serializer (as in
+Faust), unless the type is declared as ``bytes`` *and* a serializer is
+given. Without a serializer, `str` is encoded as UTF-8, records use their
+own serializer (JSON by default) and anything else, keys included, is
+encoded as JSON: a key of ``3`` becomes ``b"3"``, which a topic whose
+``key_type`` is ``int`` decodes back to ``3``. A topic *declared* with
+``bytes`` or ``str`` and no serializer refuses other objects rather than
+guessing.
 
 Failures raise `KeyDecodeError`/`ValueDecodeError` (with the cause chained
 and a preview of the payload) or `EncodeError`.
@@ -243,19 +246,25 @@ def _dump_record(record: Record) -> bytes:
 def _make_encoder(typ: Any, serializer: Any, what: str) -> Encoder:
     context = f"for {_type_name(typ)} (serializer {_serializer_name(serializer)})"
     encode: Callable[[Any], bytes]
-    if _is_record_type(typ) or serializer is not None:
+    if typ is bytes and serializer is not None:
+        # Declared bytes with a codec: encode them, as the decoder will
+        # decode them.
+        encode = codecs.get_codec(serializer).dumps
+    elif typ is bytes or (typ is str and serializer is None):
+        encode = codecs.RawCodec().dumps
+    elif _is_record_type(typ) or serializer is not None:
         codec_name = serializer
         if codec_name is None:
             codec_name = typ._options.serializer or "json"
         dumps = codecs.get_codec(codec_name).dumps
 
         def encode(obj: Any) -> bytes:
+            if obj.__class__ is bytes:
+                return obj  # type: ignore[no-any-return]  # already serialized
             if isinstance(obj, Record):
                 return dumps(obj.to_representation())
             return dumps(obj)
 
-    elif typ is bytes or typ is str:
-        encode = codecs.RawCodec().dumps
     else:
         json_dumps = codecs.get_codec("json").dumps
 
