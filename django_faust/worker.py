@@ -19,11 +19,28 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .app.base import App
 
-__all__ = ["Worker"]
+__all__ = ["Worker", "setup_logging"]
 
 logger = logging.getLogger(__name__)
 
 LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
+
+
+def setup_logging(loglevel: str | int = "info") -> None:
+    """Log to stderr at ``loglevel``, once per process (worker, send, ...)."""
+    level = loglevel
+    if isinstance(level, str):
+        level = logging.getLevelName(level.upper())
+    root = logging.getLogger()
+    if not any(getattr(h, "_django_faust", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler._django_faust = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)
+    if level > logging.DEBUG:
+        # mode logs every service start/stop at INFO: noise for users.
+        logging.getLogger("mode").setLevel(logging.WARNING)
 
 
 class Worker:
@@ -68,18 +85,6 @@ class Worker:
         except KeyboardInterrupt:  # second ^C while shutting down
             return 130
 
-    def _setup_logging(self) -> None:
-        level = self.loglevel
-        if isinstance(level, str):
-            level = logging.getLevelName(level.upper())
-        root = logging.getLogger()
-        if not any(getattr(h, "_django_faust", False) for h in root.handlers):
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter(LOG_FORMAT))
-            handler._django_faust = True  # type: ignore[attr-defined]
-            root.addHandler(handler)
-        root.setLevel(level)
-
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -109,7 +114,7 @@ class Worker:
     async def run(self) -> int:
         app = self.app
         if self.setup_logging:
-            self._setup_logging()
+            setup_logging(self.loglevel)
         loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
         self._install_signal_handlers(loop)

@@ -1,25 +1,44 @@
-"""Actors: the running instances of an agent.
+"""Actors: the running instances of an agent, and how they are supervised.
 
-An agent with ``concurrency=n`` has ``n`` actors. Each actor is a service
-running the agent function over its own `Stream`; all of them read the same
-subscription, so each event goes to one actor. When the function raises, the
-actor sends the event it was holding aside (so nothing is lost and the
-partition can move on), reports the error, and crashes; the agent's
-supervisor then starts a replacement that continues with the next event.
+An agent with ``concurrency=n`` has ``n`` actors. Each actor runs the agent
+function over its own `Stream`; all of them read the same subscription, so
+each event goes to one actor and an actor that is replaced loses nothing.
+
+When the function raises, the actor sends the event it was holding aside (so
+nothing is lost and the partition can move on), reports the error, and then
+follows the agent's supervisor strategy, named with mode's classes as in
+Faust:
+
+- ``mode.OneForOneSupervisor`` (default): restart this actor on a fresh
+  stream, straight away.
+- ``mode.OneForAllSupervisor``: also restart the agent's other actors, each
+  after it has finished the event in hand.
+- ``mode.CrashingSupervisor``: crash the app, so the worker exits.
+
+Restarts are immediate; an actor that keeps failing without consuming
+anything (a bug before its ``async for``) backs off, up to a few seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
-from mode import Service
+from mode import CrashingSupervisor, OneForAllSupervisor, Service
 
 if TYPE_CHECKING:
     from ..streams import Stream
     from .agent import Agent
 
 __all__ = ["Actor"]
+
+logger = logging.getLogger(__name__)
+
+#: Restarts closer together than this count as "failing fast".
+FAST_FAILURE = 1.0
+MAX_BACKOFF = 5.0
 
 
 class Actor(Service):
@@ -31,9 +50,11 @@ class Actor(Service):
         self.agent = agent
         self.stream = stream
         self.index = index
+        self.restarts = 0
         self._task: asyncio.Future[Any] | None = None
-        # Hang under the agent in the service tree, so a crashing supervisor
-        # strategy can take the app (and the worker) down.
+        self._restart_requested = False
+        # Hang under the agent in the service tree, so a crash can take the
+        # app (and the worker) down.
         super().__init__(beacon=agent.beacon)
 
     @property
@@ -41,22 +62,68 @@ class Actor(Service):
         return f"Actor {self.agent.name}[{self.index}]"
 
     async def on_start(self) -> None:
-        self._task = self.add_future(self._run())
+        self._task = self.add_future(self._supervise())
 
-    async def _run(self) -> None:
+    async def _supervise(self) -> None:
         agent = self.agent
-        try:
-            result = agent.fun(self.stream)
-            if isinstance(result, AsyncIterator):
-                async for value in result:
-                    await agent._on_yield(self, value)
-            else:
-                await result
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            await agent._on_actor_error(self, exc)
-            raise
+        strategy = agent.supervisor_class
+        backoff = 0.0
+        while True:
+            started = time.monotonic()
+            try:
+                await self._run_once()
+                return  # the agent function finished by itself
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                progressed = self.stream.events_total > 0
+                await agent._on_actor_error(self, exc)
+                if issubclass(strategy, CrashingSupervisor):
+                    await self.crash(exc)
+                    return
+                if issubclass(strategy, OneForAllSupervisor):
+                    agent.add_future(agent._restart_siblings(self))
+                await self._fresh_stream()
+                if progressed or time.monotonic() - started > FAST_FAILURE:
+                    backoff = 0.0
+                else:
+                    # Failing before taking a single event: a bug in the
+                    # agent's setup. Don't spin.
+                    backoff = min(MAX_BACKOFF, max(0.01, backoff * 2))
+                    await asyncio.sleep(backoff)
+
+    async def _fresh_stream(self) -> None:
+        await self.stream.stop()
+        self.stream = self.agent._new_stream()
+        self.restarts += 1
+        logger.info("%s restarted (%d restarts)", self.label, self.restarts)
+
+    async def _run_once(self) -> None:
+        agent = self.agent
+        result = agent.fun(self.stream)
+        if isinstance(result, AsyncIterator):
+            async for value in result:
+                await agent._on_yield(self, value)
+        else:
+            await result
+
+    async def restart_after_event(self, timeout: float) -> bool:
+        """Restart on a fresh stream once the event in hand is finished.
+
+        Returns False (and leaves the actor running) when it was still busy
+        with its event after ``timeout``: cancelling it then would strand the
+        event, which could never be committed or handed out again.
+        """
+        if not await self.drain(timeout):
+            self.stream._stop_future = None
+            return False
+        task = self._task
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self._fresh_stream()
+        self._task = self.add_future(self._supervise())
+        return True
 
     async def drain(self, timeout: float) -> bool:
         """Let the event in hand finish, then stop taking new ones.

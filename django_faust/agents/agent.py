@@ -1,7 +1,7 @@
 """Agents: async stream processors declared with ``@app.agent``.
 
 An agent owns one subscription to its channel and runs ``concurrency``
-actors over it under a mode supervisor. Values an agent ``yield``s go to its
+actors over it (see ``actor.py`` for supervision). Values an agent ``yield``s go to its
 sinks (other agents, topics, channels or callables). Events that made the
 agent raise are sent to the dead-letter topic, never silently dropped.
 """
@@ -14,7 +14,7 @@ import logging
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable
 
-from mode import Service, SupervisorStrategyT
+from mode import Service
 from mode.utils.imports import symbol_by_name
 
 from ..channels import Channel, Subscription
@@ -48,7 +48,7 @@ class Agent(Service):
         concurrency: int = 1,
         sink: Iterable[Any] | None = None,
         on_error: Callable[[Agent, BaseException], Any] | None = None,
-        supervisor_strategy: type[SupervisorStrategyT] | str | None = None,
+        supervisor_strategy: type[Any] | str | None = None,
         help: str | None = None,
         **topic_options: Any,
     ) -> None:
@@ -72,12 +72,9 @@ class Agent(Service):
         self._channel: Channel | None = None
         self._supervisor_arg = supervisor_strategy
         self._subscription: Subscription | None = None
-        self.supervisor: SupervisorStrategyT | None = None
         self.actors: list[Actor] = []
         self.errors_total = 0
         super().__init__()
-        # Never let an agent's crash take down its parents: the supervisor
-        # above restarts actors; the agent itself only stops with the app.
 
     # -- identity ----------------------------------------------------------
 
@@ -119,7 +116,9 @@ class Agent(Service):
 
     # -- lifecycle -----------------------------------------------------------
 
-    def _supervisor_class(self) -> type[SupervisorStrategyT]:
+    @property
+    def supervisor_class(self) -> type[Any]:
+        """The mode supervisor strategy class that decides what a crash does."""
         arg = self._supervisor_arg or self.app.conf.agent_supervisor
         if isinstance(arg, str):
             return symbol_by_name(arg)  # type: ignore[no-any-return]
@@ -130,29 +129,29 @@ class Agent(Service):
         if channel.is_topic:
             await channel.declare()  # type: ignore[attr-defined]
         self._subscription = channel.subscribe()
-        self.actors = [self._new_actor(i) for i in range(self.concurrency)]
-        supervisor = self._supervisor_class()(
-            max_restarts=100.0, over=1.0, replacement=self._replace_actor
-        )
-        supervisor.add(*self.actors)
-        self.supervisor = supervisor
-        await supervisor.start()
+        self.actors = [
+            Actor(self, self._new_stream(), i) for i in range(self.concurrency)
+        ]
+        for actor in self.actors:
+            await actor.start()
 
-    def _new_actor(self, index: int) -> Actor:
+    def _new_stream(self) -> Stream:
         assert self._subscription is not None
         stream = Stream(self.channel, subscription=self._subscription)
         stream.concurrency = self.concurrency
-        return Actor(self, stream, index)
+        return stream
 
-    async def _replace_actor(self, old: Any, index: int) -> Actor:
-        try:
-            await old.stop()
-        except Exception:  # pragma: no cover - best effort cleanup
-            logger.exception("Stopping crashed %r failed", old)
-        actor = self._new_actor(index)
-        self.actors[index] = actor
-        await actor.start()
-        return actor
+    async def _restart_siblings(self, failed: Actor) -> None:
+        """OneForAll: restart every other actor after its current event."""
+        for actor in self.actors:
+            if actor is not failed and not await actor.restart_after_event(
+                self.app.shutdown_timeout
+            ):
+                logger.warning(
+                    "%s was busy for %.0fs and was not restarted.",
+                    actor.label,
+                    self.app.shutdown_timeout,
+                )
 
     async def drain(self, timeout: float) -> None:
         """Let every actor finish the event in hand, then stop taking new ones."""
@@ -166,8 +165,8 @@ class Agent(Service):
             )
 
     async def on_stop(self) -> None:
-        if self.supervisor is not None:
-            await self.supervisor.stop()
+        for actor in self.actors:
+            await actor.stop()
         if self._subscription is not None:
             self.app.conductor.discard(self._subscription)
 
@@ -270,10 +269,12 @@ class AgentTestWrapper:
         offset = event.message.offset if event is not None else len(self.results)
         self.results[offset] = value
 
-    def _on_error(self, agent: Agent, exc: BaseException) -> None:
+    async def _on_error(self, agent: Agent, exc: BaseException) -> None:
         self.errors.append(exc)
         if self.original.on_error is not None:
-            self.original.on_error(self.original, exc)
+            result = self.original.on_error(self.original, exc)
+            if inspect.isawaitable(result):
+                await result
 
     async def start(self) -> None:
         await self.agent.start()

@@ -89,7 +89,7 @@ class App(Service):
 
     #: Sent before settings are read (``sender`` only).
     on_before_configured: SyncSignal = SyncSignal()
-    #: Sent with the `Settings` being built; receivers may change it.
+    #: Sent with the `Settings` just read (use ``conf.replace()`` for variants).
     on_configured: SyncSignal = SyncSignal()
     #: Sent once the app is configured.
     on_after_configured: SyncSignal = SyncSignal()
@@ -456,10 +456,12 @@ class App(Service):
     async def on_started(self) -> None:
         if self.client_only:
             return
+        # Plain tasks, not add_future(): stopping cancels and awaits them
+        # first, before the producer they may send with goes away.
         for spec in self.tasks.values():
-            self._task_futures.append(self.add_future(self._run_task(spec)))
+            self._task_futures.append(asyncio.ensure_future(self._run_task(spec)))
         for spec in self.timers.values():
-            self._task_futures.append(self.add_future(self._run_timer(spec)))
+            self._task_futures.append(asyncio.ensure_future(self._run_timer(spec)))
 
     async def start_client(self) -> None:
         """Start only what sending needs (no agents, no consumer)."""
@@ -499,9 +501,10 @@ class App(Service):
 
     async def on_stop(self) -> None:
         """Finish in-flight work and commit before the services stop."""
-        for fut in self._task_futures:
+        futures, self._task_futures = self._task_futures, []
+        for fut in futures:
             fut.cancel()
-        self._task_futures = []
+        await asyncio.gather(*futures, return_exceptions=True)
         if self.client_only:
             return
         consumer = self._consumer

@@ -48,6 +48,14 @@ def _parse(text: str | None) -> Any:
     show_default=True,
     help="memory:// only: seconds to wait for agents to process.",
 )
+@click.option(
+    "-l",
+    "--loglevel",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], False),
+    help="memory:// only: logging level of the agents run here.",
+)
 def send(
     entity: str,
     value: str | None,
@@ -57,9 +65,14 @@ def send(
     key_serializer: str | None,
     value_serializer: str | None,
     timeout: float,
+    loglevel: str,
 ) -> None:
     """Send VALUE to ENTITY: a topic name, or @agent for an agent's channel."""
     app = get_app()
+    if app.conf.broker_url.startswith("memory:"):
+        from ..worker import setup_logging
+
+        setup_logging(loglevel)
     target = _resolve(app, entity)
     code = asyncio.run(
         _send(

@@ -78,6 +78,7 @@ class WebServer:
         )
         config.load()
         server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
         try:
             await server.startup()
         except SystemExit:

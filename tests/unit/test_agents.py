@@ -277,3 +277,59 @@ def test_redeclaring_an_agent_replaces_it(faust_app):
     first, second = declare(), declare()
     assert faust_app.agents == {"same": second}
     assert first is not second
+
+
+async def test_a_burst_of_failing_events_never_stops_the_agent(faust_app):
+    topic = faust_app.topic("bursty", value_type=int, partitions=1)
+    good = []
+
+    @faust_app.agent(topic)
+    async def bursty(stream):
+        async for value in stream:
+            if value < 0:
+                raise ValueError(f"bad {value}")
+            good.append(value)
+
+    async with running(faust_app):
+        for i in range(30):
+            await topic.send(value=-1 - i)
+        for i in range(5):
+            await topic.send(value=i)
+        await wait_for(lambda: good == [0, 1, 2, 3, 4], timeout=10)
+    assert bursty.errors_total == 30
+    assert len(log_of(faust_app, faust_app.conf.dead_letter_topic)) == 30
+
+
+async def test_one_for_all_restarts_the_siblings_too(faust_app):
+    from mode import OneForAllSupervisor
+
+    topic = faust_app.topic("ofa", value_type=int, partitions=1)
+    done = []
+
+    @faust_app.agent(topic, concurrency=2, supervisor_strategy=OneForAllSupervisor)
+    async def pair(stream):
+        async for value in stream:
+            if value == 0:
+                raise RuntimeError("first one fails")
+            done.append(value)
+
+    async with running(faust_app):
+        await topic.send(value=0)
+        await wait_for(lambda: all(a.restarts == 1 for a in pair.actors))
+        for i in range(1, 5):
+            await topic.send(value=i)
+        await wait_for(lambda: sorted(done) == [1, 2, 3, 4])
+
+
+async def test_an_agent_function_failing_before_its_loop_backs_off(faust_app):
+    attempts = []
+
+    @faust_app.agent(faust_app.topic("early", partitions=1))
+    async def early(stream):
+        attempts.append(1)
+        raise RuntimeError("broken setup")
+
+    async with running(faust_app):
+        await asyncio.sleep(0.3)
+    # Restarted, but with back-off rather than in a tight loop.
+    assert 2 <= len(attempts) < 20
