@@ -1,0 +1,165 @@
+"""``manage.py faust ...`` run in a subprocess, as a user runs it.
+
+These use the example project, so they also prove the README's first command
+works: the project starts on the embedded memory broker with nothing else
+installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "example_project"
+
+pytestmark = pytest.mark.slow
+
+
+def user_env(**extra: str) -> dict[str, str]:
+    """The environment of a user's shell: no test settings leaking in."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def manage(*args: str, timeout: float = 60, env: dict | None = None, **kw):
+    return subprocess.run(
+        [sys.executable, "manage.py", "faust", *args],
+        cwd=EXAMPLE,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=user_env(**(env or {})),
+        **kw,
+    )
+
+
+def test_help_lists_builtin_and_project_commands():
+    result = manage("--help")
+    assert result.returncode == 0, result.stderr
+    for name in ("worker", "send", "agents", "models", "model", "simulate"):
+        assert f"  {name}" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["worker", "send", "agents", "models", "model"])
+def test_every_command_has_help(command):
+    result = manage(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout
+
+
+def test_agents_lists_the_project_agents():
+    result = manage("agents", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["@process_order"]["topic"] == "orders"
+    assert rows["@notify"]["topic"] == "notifications"
+
+
+def test_models_and_model_show_records():
+    result = manage("models")
+    assert result.returncode == 0, result.stderr
+    assert "orders.records.Order" in result.stdout
+    result = manage("model", "Order", "--json")
+    assert result.returncode == 0, result.stderr
+    fields = {row["field"]: row for row in json.loads(result.stdout)}
+    assert set(fields) >= {"account", "product", "amount"}
+    assert fields["amount"]["type"] == "int"
+
+
+def test_model_with_unknown_name_is_a_clear_error():
+    result = manage("model", "Nope")
+    assert result.returncode != 0
+    assert "No model named 'Nope'" in result.stderr
+
+
+def test_send_to_an_agent_runs_it_on_the_memory_broker():
+    order = json.dumps({"account": "zoe", "product": "pen", "amount": 80})
+    result = manage("send", "@process_order", order, "--key", "zoe")
+    assert result.returncode == 0, result.stderr
+    sent = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sent["topic"] == "orders" and sent["offset"] == 0
+    # The agent processed it here, and passed the big order on.
+    assert "zoe bought pen for 80" in result.stderr
+    assert "Notify zoe" in result.stderr
+
+
+def test_send_repeat_and_partition():
+    result = manage(
+        "send",
+        "orders",
+        '{"account": "a", "product": "b", "amount": 1}',
+        "--repeat",
+        "3",
+        "--partition",
+        "2",
+    )
+    assert result.returncode == 0, result.stderr
+    sent = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [(s["partition"], s["offset"]) for s in sent] == [(2, 0), (2, 1), (2, 2)]
+
+
+def test_send_to_an_unknown_agent_names_the_known_ones():
+    result = manage("send", "@nope", "1")
+    assert result.returncode == 2
+    assert "No agent named 'nope'" in result.stderr
+    assert "@process_order" in result.stderr
+
+
+def test_project_command_runs():
+    result = manage("simulate", "--count", "5")
+    assert result.returncode == 0, result.stderr
+    counts = sum(int(line.split()[1]) for line in result.stdout.strip().splitlines())
+    assert counts == 5
+
+
+def test_worker_refuses_to_start_on_bad_settings():
+    env = {
+        "DJANGO_SETTINGS_MODULE": "tests.e2e.bad_settings",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLE)]),
+    }
+    result = manage("worker", env=env)
+    assert result.returncode != 0
+    assert "TOPIC_PARTITONS" in result.stderr
+    assert "TOPIC_PARTITIONS" in result.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_worker_processes_events_and_stops_cleanly_on_signal(signum):
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "faust", "worker", "--without-web", "-l", "info"],
+        cwd=EXAMPLE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=user_env(),
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 30
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "Order:" in line:  # the timer's order reached the agent
+                break
+        else:
+            raise AssertionError("no order processed:\n" + "".join(lines))
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    assert "finishing in-flight events" in out
+    assert "Worker stopped." in out
