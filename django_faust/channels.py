@@ -304,7 +304,7 @@ class Channel:
             topic=self.label,
             partition=partition or 0,
             offset=next(self._offsets),
-            timestamp=timestamp if timestamp is not None else time.time(),
+            timestamp=int((timestamp if timestamp is not None else time.time()) * 1000),
             key=key,
             value=value,
             headers=_normalize_headers(headers),

@@ -138,6 +138,11 @@ class Event:
         return self.message.headers
 
     @property
+    def timestamp(self) -> float:
+        """When the message was produced, in seconds since the epoch."""
+        return self.message.timestamp / 1000.0
+
+    @property
     def app(self) -> Any:
         return self.channel.app
 

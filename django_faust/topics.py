@@ -239,8 +239,9 @@ class Topic(Channel):
     def send_soon(self, **kwargs: Any) -> asyncio.Future[RecordMetadata]:
         """Send without awaiting (for sync code inside the event loop).
 
-        A failure is logged with the topic name; it is never swallowed
-        silently. The message is flushed before the next commit.
+        The producer logs a failure with the topic name (it is never
+        swallowed silently) and sets it on the returned future. The message
+        is flushed before the next commit.
         """
         callback = kwargs.pop("callback", None)
         producer = self.app.producer
@@ -252,22 +253,9 @@ class Topic(Channel):
             timestamp=kwargs.get("timestamp"),
             headers=_normalize_headers(kwargs.get("headers")),
         )
-        fut.add_done_callback(self._log_send_error)
         if callback is not None:
             fut.add_done_callback(callback)
         return fut
-
-    def _log_send_error(self, fut: asyncio.Future[RecordMetadata]) -> None:
-        if fut.cancelled():
-            return
-        exc = fut.exception()
-        if exc is not None:
-            logger.error(
-                "Sending to topic %r failed: %r",
-                self.get_topic_name(),
-                exc,
-                exc_info=exc,
-            )
 
     # -- declaring -------------------------------------------------------------
 

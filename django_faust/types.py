@@ -18,7 +18,7 @@ class TP(NamedTuple):
 
 
 class RecordMetadata(NamedTuple):
-    """Where the broker stored a message we sent."""
+    """Where the broker stored a message we sent (timestamp in ms, as Kafka)."""
 
     topic: str
     partition: int
@@ -48,6 +48,8 @@ class MessageT(Protocol):
 class Message:
     """One record as stored by the memory transport or created locally.
 
+    ``timestamp`` is in milliseconds since the epoch, as on Kafka records.
+
     ``key`` and ``value`` are bytes when the message came through a topic, and
     plain Python objects when it was put on an in-memory channel.
     """
@@ -59,7 +61,7 @@ class Message:
         topic: str,
         partition: int,
         offset: int,
-        timestamp: float | None,
+        timestamp: int | None,
         key: Any,
         value: Any,
         headers: Headers | None = None,

@@ -475,8 +475,13 @@ class App(Service):
             await spec.fun()
 
     async def _run_task(self, spec: TaskSpec) -> None:
-        if spec.on_leader and not self.is_leader():
-            return
+        if spec.on_leader:
+            consumer = self._consumer
+            if consumer is not None:
+                # Joining the group finishes after start: wait to know.
+                await consumer.assigned.wait()
+            if not self.is_leader():
+                return
         try:
             await self._call(spec)
         except asyncio.CancelledError:

@@ -17,3 +17,6 @@ def faust_app() -> Iterator[Any]:
     from .apps import make_app
 
     yield make_app()
+
+
+from .broker import kafka_broker  # noqa: E402, F401  (the real-broker fixture)

@@ -109,6 +109,8 @@ class Consumer(Service, abc.ABC):
         self._fetching = asyncio.Event()
         self._fetching.set()
         self._commit_lock = asyncio.Lock()
+        #: Set once the first assignment arrived (the group leader is known).
+        self.assigned = asyncio.Event()
         self.messages_received = 0
         self.commits = 0
         super().__init__()
@@ -260,6 +262,7 @@ class Consumer(Service, abc.ABC):
         for tp in assigned:
             if tp not in self.trackers:
                 self.trackers[tp] = PartitionTracker(tp, await self.committed(tp))
+        self.assigned.set()
         await self.app.on_partitions_assigned.send(assigned)
 
 

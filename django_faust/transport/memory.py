@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from ..app.base import App
 
 __all__ = ["MemoryBroker", "MemoryTransport", "get_broker", "reset_brokers"]
+
+logger = logging.getLogger(__name__)
 
 _brokers: dict[str, MemoryBroker] = {}
 
@@ -121,7 +124,8 @@ class MemoryBroker:
                 "does not exist."
             )
         log = logs[partition]
-        ts = timestamp if timestamp is not None else time.time()
+        # Milliseconds since the epoch, as Kafka records carry.
+        ts = int((timestamp if timestamp is not None else time.time()) * 1000)
         log.append(
             Message(topic, partition, len(log), ts, key, value, tuple(headers or ()))
         )
@@ -318,6 +322,7 @@ class MemoryProducer(Producer):
                 topic, key, value, partition, timestamp, headers
             )
         except Exception as exc:
+            logger.error("Sending to topic %r failed: %r", topic, exc)
             fut.set_exception(exc)
         else:
             self.messages_sent += 1

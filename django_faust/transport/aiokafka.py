@@ -1,0 +1,889 @@
+"""The ``kafka://`` transport, on aiokafka.
+
+The driver only translates: the engine's primitives (fetch many, commit,
+subscribe, pause, send, create a topic) become aiokafka calls, and
+aiokafka's rebalance callbacks become the engine's. What to commit and when
+is decided in `base.Consumer`, for every driver alike.
+
+Three things are ours rather than aiokafka's defaults:
+
+* `PartitionAssignor`, the group's partition assignor: it keeps partition
+  *p* of topics with the same partition count on one worker (a table's
+  changelog partition stays with its source partition) and tells every
+  member which worker owns what and at which web URL.
+* `send_soon` appends to a local buffer that one background task hands to
+  aiokafka, so sync code running in the loop can send without a task per
+  message.
+* Topics are created with the admin client, never altered.
+
+aiokafka's records pass through untouched: ``ConsumerRecord`` has the
+attributes the engine reads (its ``timestamp`` is in milliseconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+import aiokafka
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
+from aiokafka.coordinator.protocol import (
+    ConsumerProtocolMemberAssignment,
+    ConsumerProtocolMemberMetadata,
+)
+from aiokafka.errors import (
+    ConsumerStoppedError,
+    IllegalStateError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+    for_code,
+)
+from aiokafka.helpers import create_ssl_context
+from aiokafka.protocol.metadata import MetadataRequest
+from aiokafka.structs import TopicPartition
+
+from ..exceptions import ImproperlyConfigured
+from ..types import TP, MessageT, RecordMetadata
+from ..utils.urls import parse_url
+from .base import Consumer, Producer, Transport
+
+if TYPE_CHECKING:
+    from aiokafka.cluster import ClusterMetadata
+
+    from ..app.base import App
+
+__all__ = [
+    "AIOKafkaConsumer",
+    "AIOKafkaProducer",
+    "AIOKafkaTransport",
+    "GroupAssignment",
+    "PartitionAssignor",
+    "assign_partitions",
+    "bootstrap_servers",
+    "credentials_options",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Records one fetch hands to the engine when BROKER_MAX_POLL_RECORDS is unset.
+DEFAULT_MAX_POLL_RECORDS = 2000
+#: Version of the JSON our assignor puts in the group protocol's user data.
+USER_DATA_VERSION = 1
+
+
+# -- connection settings -------------------------------------------------------
+
+
+def bootstrap_servers(url: str) -> list[str]:
+    """``kafka://k1:9092;k2`` as aiokafka's ``["k1:9092", "k2:9092"]``."""
+    parsed = parse_url(url)
+    servers = []
+    for host, port in parsed.hosts:
+        name = f"[{host}]" if ":" in host else host
+        servers.append(f"{name}:{port or 9092}")
+    return servers or ["localhost:9092"]
+
+
+def credentials_options(credentials: Mapping[str, str] | None) -> dict[str, Any]:
+    """aiokafka's security arguments for a BROKER_CREDENTIALS dict.
+
+    TLS uses an `ssl.SSLContext` built by aiokafka's ``create_ssl_context``
+    (the system's CA certificates unless CAFILE is given; CERTFILE/KEYFILE
+    for client certificates). SASL passes the user name and password, which
+    aiokafka uses for PLAIN and SCRAM alike.
+    """
+    if not credentials:
+        return {"security_protocol": "PLAINTEXT"}
+    protocol = credentials.get("SECURITY_PROTOCOL") or (
+        "SASL_SSL" if "USERNAME" in credentials else "SSL"
+    )
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(
+            cafile=credentials.get("CAFILE"),
+            certfile=credentials.get("CERTFILE"),
+            keyfile=credentials.get("KEYFILE"),
+        )
+    if protocol.startswith("SASL_"):
+        try:
+            options["sasl_plain_username"] = credentials["USERNAME"]
+            options["sasl_plain_password"] = credentials["PASSWORD"]
+        except KeyError as exc:
+            raise ImproperlyConfigured(
+                f'FAUST["BROKER_CREDENTIALS"][{exc.args[0]!r}] is required when '
+                f"SECURITY_PROTOCOL is {protocol!r}."
+            ) from None
+        options["sasl_mechanism"] = credentials.get("SASL_MECHANISM") or "PLAIN"
+    return options
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+# -- partition assignment ------------------------------------------------------
+
+
+def assign_partitions(
+    subscriptions: Mapping[str, Collection[str]],
+    partition_counts: Mapping[str, int],
+    copartitioned: Iterable[Collection[str]] | None = None,
+) -> dict[str, dict[str, list[int]]]:
+    """Spread partitions over members, keeping co-partitioned topics together.
+
+    ``subscriptions`` maps member id -> topics it reads; ``partition_counts``
+    topic -> number of partitions. Topics are assigned in *groups*: partition
+    *p* of every topic in a group goes to the same member, which is what a
+    table needs (its changelog partition lives with its source partition).
+    Without ``copartitioned``, topics with the same partition count (read by
+    the same members) form a group; with it, only the groups it lists do, and
+    every other topic is assigned on its own.
+
+    Each (group, partition) goes to the least loaded member that reads the
+    group's topics, ties broken by member id, so partitions go round-robin
+    and the result depends only on the input. Returns member id -> topic ->
+    sorted partitions (every member has an entry, maybe empty).
+    """
+    members = sorted(subscriptions)
+    readers: dict[str, tuple[str, ...]] = {}
+    for topic in sorted({t for topics in subscriptions.values() for t in topics}):
+        if partition_counts.get(topic, 0) > 0:
+            readers[topic] = tuple(m for m in members if topic in subscriptions[m])
+    groups = _topic_groups(readers, partition_counts, copartitioned)
+
+    assignment: dict[str, dict[str, list[int]]] = {m: {} for m in members}
+    load = dict.fromkeys(members, 0)
+    rank = {member: i for i, member in enumerate(members)}
+    for group in groups:
+        eligible = readers[group[0]]
+        for partition in range(partition_counts[group[0]]):
+            owner = min(eligible, key=lambda m: (load[m], rank[m]))
+            load[owner] += len(group)
+            for topic in group:
+                assignment[owner].setdefault(topic, []).append(partition)
+    return assignment
+
+
+def _topic_groups(
+    readers: Mapping[str, tuple[str, ...]],
+    counts: Mapping[str, int],
+    copartitioned: Iterable[Collection[str]] | None,
+) -> list[list[str]]:
+    """The topics to assign together, each group in a stable order."""
+    buckets: dict[tuple[int, tuple[str, ...]], list[str]] = {}
+    if copartitioned is None:
+        for topic in readers:
+            buckets.setdefault((counts[topic], readers[topic]), []).append(topic)
+        return sorted(buckets.values())
+
+    groups: list[list[str]] = []
+    placed: set[str] = set()
+    for declared in copartitioned:
+        topics = sorted(t for t in set(declared) if t in readers and t not in placed)
+        if not topics:
+            continue
+        sizes = {topic: counts[topic] for topic in topics}
+        if len(set(sizes.values())) > 1:
+            logger.error(
+                "Topics %s must be co-partitioned but have different partition "
+                "counts (%s): assigning each on its own, so a table and its "
+                "source may end up on different workers. Recreate them with "
+                "the same number of partitions.",
+                ", ".join(topics),
+                ", ".join(f"{t}={n}" for t, n in sizes.items()),
+            )
+            continue
+        placed.update(topics)
+        by_readers: dict[tuple[str, ...], list[str]] = {}
+        for topic in topics:
+            by_readers.setdefault(readers[topic], []).append(topic)
+        groups.extend(by_readers.values())
+    groups.extend([topic] for topic in readers if topic not in placed)
+    return sorted(groups)
+
+
+@dataclass(frozen=True)
+class GroupAssignment:
+    """What the last rebalance told this member about the whole group.
+
+    ``urls`` maps member id -> web URL, ``partitions`` member id -> the
+    partitions it owns: enough for the router to send a request for a key
+    to the worker that holds it, and for `is_leader`.
+    """
+
+    member_id: str | None = None
+    leader_id: str | None = None
+    urls: Mapping[str, str] = field(default_factory=dict)
+    partitions: Mapping[str, frozenset[TP]] = field(default_factory=dict)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.member_id is not None and self.member_id == self.leader_id
+
+    @functools.cached_property
+    def owners(self) -> dict[TP, str]:
+        """Partition -> the member id that owns it."""
+        return {tp: m for m, tps in self.partitions.items() for tp in tps}
+
+    def url_for(self, tp: TP) -> str | None:
+        """The web URL of the worker that owns ``tp``, if known."""
+        owner = self.owners.get(tp)
+        return None if owner is None else self.urls.get(owner)
+
+
+class PartitionAssignor(AbstractPartitionAssignor):
+    """The group's assignor: co-partitioned assignment, and who is where.
+
+    Member metadata carries, as JSON in the user data::
+
+        {"version": 1, "url": "http://host:6066/", "token": "<random hex>"}
+
+    The elected leader recognises its own member id by its token, runs
+    `assign_partitions`, and sends every member in its assignment's user
+    data::
+
+        {"version": 1, "member": "<that member's id>", "leader": "<id>",
+         "urls": {member: url}, "assignments": {member: {topic: [p, ...]}}}
+
+    Readers accept any version >= 1 and read only the keys they know, so a
+    later version may add keys; removing or changing one needs a new version.
+    """
+
+    name = "django-faust"
+    version = 0  # of Kafka's consumer protocol structs, not of our JSON
+
+    def __init__(
+        self,
+        url: str,
+        copartitioned: Callable[[], Iterable[Collection[str]] | None] | None = None,
+    ) -> None:
+        self.url = url
+        self.copartitioned = copartitioned
+        self.token = uuid.uuid4().hex
+        self.group = GroupAssignment()
+
+    def metadata(  # type: ignore[override]
+        self, topics: Iterable[str]
+    ) -> ConsumerProtocolMemberMetadata:
+        user_data = {"version": USER_DATA_VERSION, "url": self.url, "token": self.token}
+        return ConsumerProtocolMemberMetadata(
+            self.version, sorted(topics), _dump(user_data)
+        )
+
+    def assign(  # type: ignore[override]
+        self,
+        cluster: ClusterMetadata,
+        members: Mapping[str, ConsumerProtocolMemberMetadata],
+    ) -> dict[str, ConsumerProtocolMemberAssignment]:
+        subscriptions = {m: set(meta.subscription) for m, meta in members.items()}
+        infos = {
+            m: _load(meta.user_data, "member metadata") for m, meta in members.items()
+        }
+        counts: dict[str, int] = {}
+        for topic in sorted({t for topics in subscriptions.values() for t in topics}):
+            partitions = cluster.partitions_for_topic(topic)
+            if partitions is None:
+                logger.warning(
+                    "No partition metadata for topic %r: not assigned", topic
+                )
+                continue
+            counts[topic] = len(partitions)
+        declared = self.copartitioned() if self.copartitioned is not None else None
+        table = assign_partitions(subscriptions, counts, declared)
+
+        leaders = [m for m in sorted(members) if infos[m].get("token") == self.token]
+        leader = leaders[0] if leaders else None
+        if leader is None:
+            logger.warning(
+                "Assigning partitions, but did not find myself among %s",
+                sorted(members),
+            )
+        urls = {
+            m: info["url"]
+            for m, info in infos.items()
+            if isinstance(info.get("url"), str)
+        }
+        shared = {
+            "version": USER_DATA_VERSION,
+            "leader": leader,
+            "urls": urls,
+            "assignments": table,
+        }
+        Assignment = ConsumerProtocolMemberAssignment.Assignment
+        return {
+            member: ConsumerProtocolMemberAssignment(
+                self.version,
+                [
+                    Assignment(topic, parts)
+                    for topic, parts in sorted(table[member].items())
+                ],
+                _dump({**shared, "member": member}),
+            )
+            for member in members
+        }
+
+    def on_assignment(  # type: ignore[override]
+        self, assignment: ConsumerProtocolMemberAssignment
+    ) -> None:
+        info = _load(assignment.user_data, "assignment")
+        tables = info.get("assignments")
+        partitions: dict[str, frozenset[TP]] = {}
+        if isinstance(tables, dict):
+            for member, topics in tables.items():
+                partitions[member] = frozenset(
+                    TP(topic, p) for topic, parts in topics.items() for p in parts
+                )
+        urls = info.get("urls")
+        self.group = GroupAssignment(
+            member_id=info.get("member"),
+            leader_id=info.get("leader"),
+            urls=dict(urls) if isinstance(urls, dict) else {},
+            partitions=partitions,
+        )
+
+
+def _dump(data: Mapping[str, Any]) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _load(data: bytes | None, what: str) -> dict[str, Any]:
+    """Decode our user data; anything unreadable counts as empty."""
+    if not data:
+        return {}
+    try:
+        info = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        logger.warning(
+            "Ignoring %s user data that is not our JSON: %r", what, data[:80]
+        )
+        return {}
+    if not isinstance(info, dict) or not isinstance(info.get("version"), int):
+        logger.warning("Ignoring %s user data without a version: %r", what, data[:80])
+        return {}
+    if info["version"] < USER_DATA_VERSION:
+        return {}
+    return info
+
+
+# -- consumer ------------------------------------------------------------------
+
+
+class _RebalanceListener(ConsumerRebalanceListener):
+    """Hands aiokafka's rebalance callbacks to the engine's consumer."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self.consumer._revoked({TP(tp.topic, tp.partition) for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self.consumer._assigned({TP(tp.topic, tp.partition) for tp in assigned})
+
+
+class AIOKafkaConsumer(Consumer):
+    """A member of the app's consumer group (``group_id`` is the app id).
+
+    Offsets are never auto-committed: the engine commits what was acked.
+    """
+
+    def __init__(self, transport: AIOKafkaTransport) -> None:
+        super().__init__(transport)
+        conf = self.app.conf
+        self.group_id = conf.id
+        self.assignor = PartitionAssignor(
+            f"http://{conf.web_host}:{conf.web_port}/",
+            getattr(self.app, "assignor_copartitioned_groups", None),
+        )
+        self.max_poll_records = conf.broker_max_poll_records or DEFAULT_MAX_POLL_RECORDS
+        self._consumer: aiokafka.AIOKafkaConsumer | None = None
+        self._listener = _RebalanceListener(self)
+        self._topics: frozenset[str] = frozenset()
+        self._subscribe_lock = asyncio.Lock()
+        self._committed_now: dict[TP, int | None] | None = None
+
+    def _client(self) -> aiokafka.AIOKafkaConsumer:
+        consumer = self._consumer
+        if consumer is None:
+            raise RuntimeError(f"{self.app.label}: the Kafka consumer is not started.")
+        return consumer
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def client_options(self) -> dict[str, Any]:
+        """The arguments of the aiokafka consumer, from the app's settings."""
+        conf = self.app.conf
+        transport = cast(AIOKafkaTransport, self.transport)
+        return {
+            **transport.client_options(),
+            "group_id": self.group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": conf.consumer_auto_offset_reset,
+            "partition_assignment_strategy": (self.assignor,),
+            "session_timeout_ms": _ms(conf.broker_session_timeout),
+            "heartbeat_interval_ms": _ms(conf.broker_heartbeat_interval),
+            "max_poll_interval_ms": _ms(conf.broker_max_poll_interval),
+            "max_poll_records": self.max_poll_records,
+            "max_partition_fetch_bytes": conf.consumer_max_fetch_size,
+            "isolation_level": (
+                "read_committed"
+                if conf.processing_guarantee == "exactly_once"
+                else "read_uncommitted"
+            ),
+        }
+
+    async def on_start(self) -> None:
+        self._consumer = aiokafka.AIOKafkaConsumer(**self.client_options())
+        await self._consumer.start()
+        await super().on_start()
+
+    async def on_shutdown(self) -> None:
+        # After the fetcher and committer tasks are gone (the app committed
+        # already): leave the group, so others take over at once.
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    # -- subscriptions and rebalancing -----------------------------------------
+
+    async def subscribe(self, topics: Iterable[str]) -> None:
+        topics = frozenset(topics)
+        async with self._subscribe_lock:
+            consumer = self._consumer
+            if topics == self._topics or consumer is None or self.should_stop:
+                # Unchanged, or stopping (agents unsubscribe as they stop).
+                return
+            # Changing the subscription drops aiokafka's current assignment at
+            # once, after which its offsets can no longer be committed: give
+            # the partitions up (commit what is acked) first, as a rebalance
+            # would.
+            await self._revoked(self.assignment())
+            self._topics = topics
+            if topics:
+                consumer.subscribe(topics=sorted(topics), listener=self._listener)
+            else:
+                consumer.unsubscribe()
+
+    async def _revoked(self, revoked: set[TP]) -> None:
+        # Only what the engine still holds: `subscribe` may have let go first.
+        await self.on_partitions_revoked({tp for tp in revoked if tp in self.trackers})
+
+    async def _assigned(self, assigned: set[TP]) -> None:
+        consumer = self._client()
+        tps = sorted(assigned)
+        # One request per partition (the only public API), sent concurrently.
+        answers = await asyncio.gather(
+            *(consumer.committed(TopicPartition(tp.topic, tp.partition)) for tp in tps),
+            return_exceptions=True,
+        )
+        committed: dict[TP, int | None] = {}
+        for tp, answer in zip(tps, answers, strict=True):
+            if isinstance(answer, BaseException):
+                # aiokafka finds the position itself; the tracker just starts
+                # without a known commit, which only costs a redundant commit.
+                logger.warning("Could not read committed offset of %s: %r", tp, answer)
+                committed[tp] = None
+                continue
+            committed[tp] = answer
+            # No committed offset: aiokafka applies CONSUMER_AUTO_OFFSET_RESET.
+            if answer is not None:
+                consumer.seek(TopicPartition(tp.topic, tp.partition), answer)
+        self._committed_now = committed
+        try:
+            await self.on_partitions_assigned(assigned)
+        finally:
+            self._committed_now = None
+
+    def is_leader(self) -> bool:
+        return self._consumer is not None and self.assignor.group.is_leader
+
+    @property
+    def group(self) -> GroupAssignment:
+        """Members, their web URLs and partitions, as of the last rebalance."""
+        return self.assignor.group
+
+    # -- fetching and committing -----------------------------------------------
+
+    async def getmany(self, timeout: float) -> Mapping[TP, Sequence[MessageT]]:
+        consumer = self._consumer
+        if consumer is None:
+            await asyncio.sleep(timeout)
+            return {}
+        try:
+            records = await consumer.getmany(
+                timeout_ms=_ms(timeout), max_records=self.max_poll_records
+            )
+        except ConsumerStoppedError:
+            return {}
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise
+            logger.warning("Fetching from Kafka failed, retrying: %r", exc)
+            await asyncio.sleep(min(timeout, 1.0))
+            return {}
+        if not records:
+            return {}
+        return {TP(tp.topic, tp.partition): batch for tp, batch in records.items()}
+
+    async def _commit_offsets(self, offsets: Mapping[TP, int]) -> None:
+        await self._client().commit(
+            {TopicPartition(tp.topic, tp.partition): o for tp, o in offsets.items()}
+        )
+
+    async def committed(self, tp: TP) -> int | None:
+        if self._committed_now is not None and tp in self._committed_now:
+            return self._committed_now[tp]
+        offset = await self._client().committed(TopicPartition(tp.topic, tp.partition))
+        return cast("int | None", offset)
+
+    # -- partitions ------------------------------------------------------------
+
+    def assignment(self) -> set[TP]:
+        consumer = self._consumer
+        if consumer is None:
+            return set()
+        return {TP(tp.topic, tp.partition) for tp in consumer.assignment()}
+
+    def highwater(self, tp: TP) -> int | None:
+        """The log end offset from the last fetch response (None before one).
+
+        Not ``end_offsets()``: this is what the broker said the partition's
+        high watermark was when it last sent us data.
+        """
+        consumer = self._consumer
+        if consumer is None:
+            return None
+        try:
+            return cast(
+                "int | None", consumer.highwater(TopicPartition(tp.topic, tp.partition))
+            )
+        except (AssertionError, IllegalStateError, AttributeError):
+            return None  # not (or no longer) assigned
+
+    def pause(self, *tps: TP) -> None:
+        self._set_paused(tps, paused=True)
+
+    def resume(self, *tps: TP) -> None:
+        self._set_paused(tps, paused=False)
+
+    def _set_paused(self, tps: Iterable[TP], *, paused: bool) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        assigned = consumer.assignment()
+        parts = [
+            TopicPartition(tp.topic, tp.partition)
+            for tp in tps
+            if (tp.topic, tp.partition) in assigned
+        ]
+        if parts:
+            (consumer.pause if paused else consumer.resume)(*parts)
+
+
+# -- producer ------------------------------------------------------------------
+
+
+#: A `send_soon` message waiting in the local buffer: topic, key, value,
+#: partition, timestamp in ms, headers, and the future handed to the caller.
+#: A plain tuple: one is made per message.
+_Pending = tuple[
+    str,
+    "bytes | None",
+    "bytes | None",
+    "int | None",
+    "int | None",
+    "list[tuple[str, bytes]] | None",
+    "asyncio.Future[RecordMetadata]",
+]
+
+
+class AIOKafkaProducer(Producer):
+    """Sends through one aiokafka producer; creates topics with the admin client.
+
+    Delivery futures resolve to aiokafka's ``RecordMetadata`` (``topic``,
+    ``partition``, ``offset``, and ``timestamp`` in milliseconds).
+    """
+
+    def __init__(self, transport: AIOKafkaTransport) -> None:
+        super().__init__(transport)
+        self._producer: aiokafka.AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        self._admin_lock = asyncio.Lock()
+        self._buffer: deque[_Pending] = deque()
+        self._buffer_ready = asyncio.Event()
+        self._drain_lock = asyncio.Lock()
+        self._declared: set[str] = set()
+
+    def _client(self) -> aiokafka.AIOKafkaProducer:
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError(f"{self.app.label}: the Kafka producer is not started.")
+        return producer
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def client_options(self) -> dict[str, Any]:
+        """The arguments of the aiokafka producer, from the app's settings."""
+        conf = self.app.conf
+        transport = cast(AIOKafkaTransport, self.transport)
+        return {
+            **transport.client_options(),
+            "acks": conf.producer_acks,
+            "compression_type": conf.producer_compression_type,
+            "max_batch_size": conf.producer_max_batch_size,
+            "max_request_size": conf.producer_max_request_size,
+            "linger_ms": _ms(conf.producer_linger),
+        }
+
+    async def on_start(self) -> None:
+        self._producer = aiokafka.AIOKafkaProducer(**self.client_options())
+        await self._producer.start()
+
+    async def on_stop(self) -> None:
+        await self.flush()
+
+    async def on_shutdown(self) -> None:
+        # The drain task is gone: fail what arrived after the last flush
+        # rather than leave its senders waiting forever.
+        while self._buffer:
+            topic, *_, fut = self._buffer.popleft()
+            self._fail(topic, fut, RuntimeError("The producer stopped before sending."))
+        producer, self._producer = self._producer, None
+        admin, self._admin = self._admin, None
+        if producer is not None:
+            await producer.stop()
+        if admin is not None:
+            await admin.close()
+
+    # -- sending ---------------------------------------------------------------
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> asyncio.Future[RecordMetadata]:
+        if self._buffer or self._drain_lock.locked():
+            # Earlier send_soon messages go first, to keep per-partition order.
+            await self._drain()
+        fut = await self._client().send(
+            topic,
+            value,
+            key=key,
+            partition=partition,
+            timestamp_ms=None if timestamp is None else _ms(timestamp),
+            headers=list(headers) if headers else None,
+        )
+        return cast("asyncio.Future[RecordMetadata]", fut)
+
+    def send_soon(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> asyncio.Future[RecordMetadata]:
+        fut: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        self._buffer.append(
+            (
+                topic,
+                key,
+                value,
+                partition,
+                None if timestamp is None else _ms(timestamp),
+                list(headers) if headers else None,
+                fut,
+            )
+        )
+        if not self._buffer_ready.is_set():
+            self._buffer_ready.set()
+        return fut
+
+    @Producer.task
+    async def _sender(self) -> None:
+        """Hand `send_soon` messages to aiokafka, in the order they came."""
+        ready = self._buffer_ready
+        while not self.should_stop:
+            await ready.wait()
+            ready.clear()
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Move the whole local buffer into aiokafka (one drainer at a time)."""
+        async with self._drain_lock:
+            buffer = self._buffer
+            if not buffer:
+                return
+            send = self._client().send
+            delivered = self._delivered
+            while buffer:
+                pending = buffer.popleft()
+                topic, key, value, partition, timestamp_ms, headers, fut = pending
+                try:
+                    delivery = await send(
+                        topic,
+                        value,
+                        key=key,
+                        partition=partition,
+                        timestamp_ms=timestamp_ms,
+                        headers=headers,
+                    )
+                except asyncio.CancelledError:
+                    # Not handed over (aiokafka does not suspend after taking a
+                    # message): the next drain sends it, still in order.
+                    buffer.appendleft(pending)
+                    raise
+                except Exception as exc:
+                    self._fail(topic, fut, exc)
+                else:
+                    delivery.add_done_callback(functools.partial(delivered, topic, fut))
+
+    def _delivered(
+        self,
+        topic: str,
+        fut: asyncio.Future[RecordMetadata],
+        delivery: asyncio.Future[Any],
+    ) -> None:
+        """Pass aiokafka's delivery outcome on to the future we handed out."""
+        if fut.done():
+            return
+        if delivery.cancelled():
+            fut.cancel()
+        elif (exc := delivery.exception()) is not None:
+            self._fail(topic, fut, exc)
+        else:
+            fut.set_result(delivery.result())
+
+    def _fail(
+        self, topic: str, fut: asyncio.Future[RecordMetadata], exc: BaseException
+    ) -> None:
+        logger.error("Sending to topic %r failed: %r", topic, exc)
+        if not fut.done():
+            fut.set_exception(exc)
+
+    async def flush(self) -> None:
+        if self._producer is None:
+            return
+        await self._drain()
+        await self._producer.flush()
+
+    # -- topics ----------------------------------------------------------------
+
+    async def create_topic(
+        self,
+        topic: str,
+        *,
+        partitions: int,
+        replication: int,
+        config: Mapping[str, Any] | None = None,
+        compacting: bool | None = None,
+        deleting: bool | None = None,
+        retention: float | None = None,
+    ) -> None:
+        if topic in self._declared:
+            return
+        configs = {str(k): str(v) for k, v in (config or {}).items()}
+        policies = [
+            policy
+            for policy, wanted in (("compact", compacting), ("delete", deleting))
+            if wanted
+        ]
+        if policies:
+            configs.setdefault("cleanup.policy", ",".join(policies))
+        if retention is not None:
+            configs.setdefault("retention.ms", str(_ms(retention)))
+        admin = await self._admin_client()
+        response = await admin.create_topics(
+            [NewTopic(topic, partitions, replication, topic_configs=configs)]
+        )
+        for name, code, *rest in response.topic_errors:
+            if code == 0:
+                logger.info(
+                    "Created topic %r (partitions=%d, replication=%d, config=%r)",
+                    name,
+                    partitions,
+                    replication,
+                    configs,
+                )
+            elif code != TopicAlreadyExistsError.errno:
+                message = rest[0] if rest and rest[0] else ""
+                raise for_code(code)(f"Could not create topic {name!r}: {message}")
+        self._declared.add(topic)
+
+    async def _admin_client(self) -> AIOKafkaAdminClient:
+        async with self._admin_lock:
+            if self._admin is None:
+                transport = cast(AIOKafkaTransport, self.transport)
+                admin = AIOKafkaAdminClient(**transport.client_options())
+                await admin.start()
+                self._admin = admin
+            return self._admin
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        # A metadata request that may not auto-create the topic (aiokafka's
+        # own lookups allow it, and Tansu always auto-creates).
+        client = self._client().client
+        node = client.get_random_node()
+        if node is None:
+            await client.force_metadata_update()
+            node = client.get_random_node()
+        request = MetadataRequest([topic], allow_auto_topic_creation=False)
+        response = await client.send(node, request)
+        for info in response.to_object()["topics"]:
+            if info["topic"] != topic:
+                continue
+            if info["error_code"] == UnknownTopicOrPartitionError.errno:
+                return set()
+            return {p["partition"] for p in info["partitions"]}
+        return set()
+
+
+# -- transport -----------------------------------------------------------------
+
+
+class AIOKafkaTransport(Transport):
+    """``kafka://host:port;host:port`` (also ``aiokafka://``)."""
+
+    driver_name = "aiokafka"
+    default_port = 9092
+
+    def __init__(self, url: str, app: App) -> None:
+        super().__init__(url, app)
+        self.bootstrap_servers = bootstrap_servers(url)
+        self._security: dict[str, Any] | None = None
+
+    def client_options(self) -> dict[str, Any]:
+        """Arguments every aiokafka client of this app takes."""
+        conf = self.app.conf
+        if self._security is None:
+            # Built once: the SSL context reads certificate files.
+            self._security = credentials_options(conf.broker_credentials)
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": conf.broker_client_id,
+            "request_timeout_ms": _ms(conf.broker_request_timeout),
+            **self._security,
+        }
+
+    def create_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(self)
+
+    def create_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(self)
