@@ -1,0 +1,199 @@
+"""The `Store` interface: where a table keeps its keys and values.
+
+A store holds the data of exactly one table, split by partition. Tables are
+co-partitioned with their source topic, so the partition of the event that
+wrote a key decides where that key lives; the table passes it to every call.
+Keeping partitions apart is what lets a worker hand one partition to another
+worker (or forget it) without touching the rest, and lets recovery replay the
+changelog of a single partition.
+
+Stores take and return Python objects. Tables also hand over the functions
+that turn keys and values into bytes and back, because recovery
+(`Store.apply_changelog`) receives the raw bytes of changelog records and a
+disk-backed store keeps data encoded anyway.
+
+A store is not thread-safe: the worker calls it from its event loop only.
+"""
+
+from __future__ import annotations
+
+import abc
+import builtins
+import os
+import pathlib
+from typing import Any, Callable, Final, Iterator, Sequence
+
+__all__ = ["MISSING", "ChangelogRecord", "Decoder", "Encoder", "Store"]
+
+#: Turns a key or value into bytes (None stays None), as the table's codecs do.
+Encoder = Callable[[Any], bytes | None]
+#: Turns changelog bytes back into a key or value.
+Decoder = Callable[[bytes | None], Any]
+#: One changelog record as read from the broker: (key, value) bytes. A value
+#: of None is a tombstone: the key was deleted.
+ChangelogRecord = tuple[bytes | None, bytes | None]
+
+
+class _Missing:
+    """Type of `MISSING`; a class of its own so it reads well in reprs."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: Default of `Store.get`: "no default given, raise KeyError". ``None`` cannot
+#: play that role because None is a legitimate default.
+MISSING: Final = _Missing()
+
+
+class Store(abc.ABC):
+    """The data of one table, by partition.
+
+    ``url`` is the ``FAUST["STORE"]`` URL the store was chosen by (drivers may
+    read options from its query string); ``table_name`` names the table (and
+    its files); ``directory`` is where a disk-backed store keeps them.
+    ``encode_key``/``encode_value`` turn objects into bytes and
+    ``decode_key``/``decode_value`` turn changelog bytes back into objects;
+    they are the table's codecs, so the bytes a store keeps are exactly the
+    bytes of the changelog.
+
+    A partition becomes *local* the first time any per-partition method uses
+    it, and stops being local after `drop_partition`; `partitions` lists the
+    local ones and ``items()``/``count()`` without a partition cover them.
+
+    Values of ``None`` cannot be stored: in the changelog a None value is a
+    tombstone, so recovery would turn it into a deletion. ``set`` raises
+    `ValueError` instead of letting the two disagree. A ``None`` key is refused
+    too: Kafka does not accept records without a key in a compacted topic.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        table_name: str,
+        *,
+        directory: str | os.PathLike[str],
+        encode_key: Encoder,
+        decode_key: Decoder,
+        encode_value: Encoder,
+        decode_value: Decoder,
+    ) -> None:
+        self.url = url
+        self.table_name = table_name
+        self.directory = pathlib.Path(directory)
+        self.encode_key = encode_key
+        self.decode_key = decode_key
+        self.encode_value = encode_value
+        self.decode_value = decode_value
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.table_name!r}>"
+
+    # -- data --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get(self, partition: int, key: Any, default: Any = MISSING) -> Any:
+        """The value of ``key``; ``default`` if absent, or `KeyError` without one."""
+
+    @abc.abstractmethod
+    def set(self, partition: int, key: Any, value: Any) -> None:
+        """Store ``value`` under ``key`` in ``partition``."""
+
+    @abc.abstractmethod
+    def delete(self, partition: int, key: Any) -> None:
+        """Remove ``key`` from ``partition``; `KeyError` if it is not there."""
+
+    @abc.abstractmethod
+    def contains(self, partition: int, key: Any) -> bool:
+        """Whether ``partition`` holds ``key``."""
+
+    @abc.abstractmethod
+    def items(self, partition: int | None = None) -> Iterator[tuple[Any, Any]]:
+        """``(key, value)`` pairs of one partition, or of every local one.
+
+        Writes made while iterating do not disturb the iteration; whether
+        they show up in it is unspecified.
+        """
+
+    @abc.abstractmethod
+    def count(self, partition: int | None = None) -> int:
+        """The number of keys in one partition, or in every local one."""
+
+    @abc.abstractmethod
+    def partitions(self) -> builtins.set[int]:
+        """The local partitions."""
+
+    def find_partition(self, key: Any) -> int | None:
+        """The local partition holding ``key``, or None.
+
+        For reads outside a stream event, where no event says which partition
+        a key belongs to. Asks every local partition in turn, so it costs one
+        lookup per partition; drivers may do better.
+        """
+        for partition in sorted(self.partitions()):
+            if self.contains(partition, key):
+                return partition
+        return None
+
+    def keys(self, partition: int | None = None) -> Iterator[Any]:
+        """The keys of one partition, or of every local one."""
+        for key, _ in self.items(partition):
+            yield key
+
+    # -- changelog recovery ------------------------------------------------------
+
+    @abc.abstractmethod
+    def apply_changelog(
+        self, partition: int, records: Sequence[ChangelogRecord], last_offset: int
+    ) -> None:
+        """Apply changelog ``records`` (raw bytes, in offset order) to ``partition``.
+
+        A record whose value is None deletes its key (deleting an absent key
+        is not an error: compaction may have removed the value already).
+        Afterwards `persisted_offset` is ``last_offset``: the offset of the
+        last record read, which may lie beyond the last record given when the
+        batch ended with records that compaction or filtering removed.
+        """
+
+    @abc.abstractmethod
+    def persisted_offset(self, partition: int) -> int | None:
+        """The last changelog offset reflected in ``partition``'s data, or None.
+
+        Recovery resumes after it. It always describes the data the store
+        shows; a disk-backed store makes the two durable together on `flush`.
+        """
+
+    @abc.abstractmethod
+    def set_persisted_offset(self, partition: int, offset: int) -> None:
+        """Record that ``partition``'s data reflects the changelog up to ``offset``."""
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def flush(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Make buffered writes durable; called before offsets are committed."""
+
+    @abc.abstractmethod
+    def drop_partition(self, partition: int) -> None:
+        """Stop serving ``partition`` (it was assigned away without a standby)."""
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Delete every local file and datum of this table (``faust reset``)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Flush and release files; the store may be used (and reopen) again."""
+
+    # -- helpers for drivers -----------------------------------------------------
+
+    def _check_writable(self, key: Any, value: Any) -> None:
+        if key is None:
+            raise ValueError(
+                f"Table {self.table_name!r}: a key of None cannot be stored; "
+                "a compacted changelog topic refuses records without a key."
+            )
+        if value is None:
+            raise ValueError(
+                f"Table {self.table_name!r}: a value of None cannot be stored "
+                f"(key {key!r}); the changelog would read it as a deletion. "
+                "Delete the key instead."
+            )

@@ -1,0 +1,117 @@
+"""`MemoryStore`: table data in plain dicts, for development and tests.
+
+Nothing is written to disk, so a worker rebuilds its tables from their
+changelog at every start. Within one process the data and the persisted
+changelog offset of a partition survive a rebalance that keeps the partition
+here, so only what is new is replayed.
+
+Keys and values are kept as the Python objects the table gave, without a
+round trip through the codecs: a read returns the very object stored, as a
+dict would. Only `MemoryStore.apply_changelog` decodes.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections import defaultdict
+from typing import Any, Iterator, Sequence
+
+from .base import MISSING, ChangelogRecord, Store
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore(Store):
+    """One dict per partition; the persisted offsets in another dict."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A defaultdict: using a partition makes it local (see `Store`).
+        self._data: defaultdict[int, dict[Any, Any]] = defaultdict(dict)
+        self._offsets: dict[int, int] = {}
+
+    # -- data --------------------------------------------------------------------
+
+    def get(self, partition: int, key: Any, default: Any = MISSING) -> Any:
+        try:
+            return self._data[partition][key]
+        except KeyError:
+            if default is MISSING:
+                raise KeyError(key) from None
+            return default
+
+    def set(self, partition: int, key: Any, value: Any) -> None:
+        if key is None or value is None:
+            self._check_writable(key, value)
+        self._data[partition][key] = value
+
+    def delete(self, partition: int, key: Any) -> None:
+        try:
+            del self._data[partition][key]
+        except KeyError:
+            raise KeyError(key) from None
+
+    def contains(self, partition: int, key: Any) -> bool:
+        return key in self._data[partition]
+
+    def items(self, partition: int | None = None) -> Iterator[tuple[Any, Any]]:
+        # Each partition is copied before it is iterated, so that a caller
+        # may write to the table while iterating (expiring windows does).
+        if partition is not None:
+            return iter(list(self._data[partition].items()))
+        return self._all_items()
+
+    def _all_items(self) -> Iterator[tuple[Any, Any]]:
+        for partition in sorted(self._data):
+            yield from list(self._data[partition].items())
+
+    def count(self, partition: int | None = None) -> int:
+        if partition is not None:
+            return len(self._data[partition])
+        return sum(len(data) for data in self._data.values())
+
+    def partitions(self) -> builtins.set[int]:
+        return set(self._data)
+
+    def find_partition(self, key: Any) -> int | None:
+        for partition in sorted(self._data):
+            if key in self._data[partition]:
+                return partition
+        return None
+
+    # -- changelog recovery ------------------------------------------------------
+
+    def apply_changelog(
+        self, partition: int, records: Sequence[ChangelogRecord], last_offset: int
+    ) -> None:
+        data = self._data[partition]
+        decode_key, decode_value = self.decode_key, self.decode_value
+        for key, value in records:
+            if key is None:
+                # Cannot be in a compacted topic; nothing to apply it to.
+                continue
+            if value is None:
+                data.pop(decode_key(key), None)
+            else:
+                data[decode_key(key)] = decode_value(value)
+        self._offsets[partition] = last_offset
+
+    def persisted_offset(self, partition: int) -> int | None:
+        self._data.setdefault(partition, {})  # using it makes it local
+        return self._offsets.get(partition)
+
+    def set_persisted_offset(self, partition: int, offset: int) -> None:
+        self._data.setdefault(partition, {})
+        self._offsets[partition] = offset
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def drop_partition(self, partition: int) -> None:
+        # The offset goes with the data: keeping it would make a later
+        # re-assignment skip the changelog records the data came from.
+        self._data.pop(partition, None)
+        self._offsets.pop(partition, None)
+
+    def reset(self) -> None:
+        self._data.clear()
+        self._offsets.clear()

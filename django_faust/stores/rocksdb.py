@@ -1,0 +1,385 @@
+"""`RocksDBStore`: table data on local disk, through rocksdict.
+
+Each partition of a table is a RocksDB database of its own, at
+``directory / f"{table_name}-{partition}.db"``, opened the first time the
+partition is used. One database per partition makes handing a partition over
+cheap (close one database) and recovery per partition natural.
+
+Layout of a partition database. Keys are prefixed so that table keys and the
+store's own metadata can never collide, whatever a key encodes to:
+
+* ``b"k" + encoded key`` -> encoded value, for every table key;
+* ``b"m" + name`` -> metadata; ``b"mchangelog-offset"`` holds the last
+  changelog offset the data reflects, as ASCII digits.
+
+The bytes kept are the changelog's bytes (the same codecs make both), so
+recovery writes changelog records as they are, without decoding them.
+
+Crash safety. The persisted offset is written in the same `WriteBatch` as the
+data it describes, and RocksDB applies a batch atomically: after a crash the
+database holds some consistent prefix of the batches, and the offset in it
+says where changelog recovery must resume. Batches go through the write-ahead
+log without an fsync each: a process crash loses nothing written, and a power
+loss can only lose a suffix of batches, which recovery replays from the
+changelog, because the offset is lost with them.
+
+Speed. ``set`` and ``delete`` only record the change in a per-partition
+*dirty map* (reads consult it first); the map is written as one batch by
+`RocksDBStore.flush` (the worker calls it before committing offsets) or when
+it holds `RocksDBStore.max_dirty` entries. So RocksDB never works per event,
+and the memory used is bounded whatever the size of the table.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import re
+import shutil
+from itertools import islice
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+from ..exceptions import ImproperlyConfigured
+from .base import MISSING, ChangelogRecord, Store
+
+if TYPE_CHECKING:
+    import pathlib
+    from types import ModuleType
+
+    from rocksdict import Options, Rdict
+
+__all__ = ["RocksDBStore"]
+
+#: Prefix of table keys, and the first byte after it (the end of their range).
+_DATA = b"k"
+_DATA_END = b"l"
+#: Where the persisted changelog offset lives.
+_OFFSET_KEY = b"mchangelog-offset"
+
+#: Memtable memory all RocksDB stores of the process share; RocksDB flushes
+#: memtables to disk beyond it. Data is never lost by this, only moved.
+_WRITE_BUFFER_LIMIT = 256 << 20
+#: Block cache all stores of the process share, for reads from disk.
+_BLOCK_CACHE_SIZE = 128 << 20
+
+
+def _import_rocksdict() -> ModuleType:
+    try:
+        import rocksdict
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f'FAUST["STORE"] asks for RocksDB, but the rocksdict package cannot '
+            f"be imported ({exc}). Install it with: "
+            "pip install django-faust[rocksdb]"
+        ) from exc
+    return rocksdict
+
+
+@functools.cache
+def _shared_resources() -> tuple[Any, Any]:
+    """The process-wide block cache and write buffer manager.
+
+    Shared so that memory use does not grow with the number of tables times
+    partitions: a worker may hold hundreds of partition databases.
+    """
+    rocksdict = _import_rocksdict()
+    cache = rocksdict.Cache(_BLOCK_CACHE_SIZE)
+    manager = rocksdict.WriteBufferManager(_WRITE_BUFFER_LIMIT, False)
+    return cache, manager
+
+
+class _Partition:
+    """An open partition database and the writes not yet given to it.
+
+    ``dirty`` maps a key (the Python object, so that reads need not encode)
+    to ``(stored key, encoded value, value)``; an encoded value of None marks
+    a deletion. ``offset`` is the persisted offset as the store shows it,
+    ``offset_dirty`` whether it still has to be written.
+    """
+
+    __slots__ = ("db", "dirty", "offset", "offset_dirty")
+
+    def __init__(self, db: Rdict, offset: int | None) -> None:
+        self.db = db
+        self.dirty: dict[Any, tuple[bytes, bytes | None, Any]] = {}
+        self.offset = offset
+        self.offset_dirty = False
+
+
+class RocksDBStore(Store):
+    """Table data in one RocksDB database per partition (see the module doc).
+
+    `drop_partition` closes a partition's database but keeps its files: the
+    data and offset in them are consistent, so if the partition comes back
+    to this worker, recovery replays only the changelog written since. Files
+    of a partition that never comes back stay until `reset`.
+
+    Partitions on disk are not local until used: after a restart the worker
+    may have been assigned other partitions, and stale files of those it was
+    not must not be served.
+    """
+
+    #: Entries a partition's dirty map holds before it is written.
+    max_dirty: int = 10_000
+    #: Memtable size of each partition database (64 MiB like RocksDB's
+    #: default, capped process-wide by a shared write buffer manager).
+    write_buffer_size: int = 64 << 20
+    #: Pairs read from RocksDB at a time while iterating; between chunks no
+    #: RocksDB iterator is held, so a partition can be closed and reopened.
+    iter_chunk_size: int = 1_000
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rocksdict = _import_rocksdict()
+        self._partitions: dict[int, _Partition] = {}
+        self._options: Options | None = None
+        self._write_options = self._rocksdict.WriteOptions()
+        # Durability comes from the WAL plus the offset kept with the data,
+        # not from an fsync per batch (see the module doc).
+        self._write_options.sync = False
+
+    def path_for(self, partition: int) -> pathlib.Path:
+        """The database directory of ``partition``."""
+        return self.directory / f"{self.table_name}-{partition}.db"
+
+    # -- opening -----------------------------------------------------------------
+
+    def _make_options(self) -> Options:
+        rocksdict = self._rocksdict
+        cache, manager = _shared_resources()
+        options = rocksdict.Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.increase_parallelism(2)
+        options.set_max_background_jobs(2)
+        options.set_write_buffer_size(self.write_buffer_size)
+        options.set_max_write_buffer_number(3)
+        options.set_write_buffer_manager(manager)
+        options.set_target_file_size_base(64 << 20)
+        options.set_compression_type(rocksdict.DBCompressionType.lz4())
+        # After a power loss, recover up to the last intact batch.
+        options.set_wal_recovery_mode(rocksdict.DBRecoveryMode.point_in_time())
+        options.set_keep_log_file_num(3)
+        table = rocksdict.BlockBasedOptions()
+        table.set_block_cache(cache)
+        # Most reads are point lookups of one key (``table[key]``).
+        table.set_bloom_filter(10, False)
+        options.set_block_based_table_factory(table)
+        return options
+
+    def _open(self, partition: int) -> _Partition:
+        part = self._partitions.get(partition)
+        if part is not None:
+            return part
+        if self._options is None:
+            self._options = self._make_options()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        db = self._rocksdict.Rdict(str(self.path_for(partition)), self._options)
+        raw = db.get(_OFFSET_KEY)
+        part = _Partition(db, int(raw) if raw is not None else None)
+        self._partitions[partition] = part
+        return part
+
+    # -- writing -----------------------------------------------------------------
+
+    def _write(self, part: _Partition) -> None:
+        """Write ``part``'s dirty map and pending offset as one batch."""
+        if not part.dirty and not part.offset_dirty:
+            return
+        batch = self._rocksdict.WriteBatch(raw_mode=True)
+        put, delete = batch.put, batch.delete
+        for stored_key, encoded, _ in part.dirty.values():
+            if encoded is None:
+                delete(stored_key)
+            else:
+                put(stored_key, encoded)
+        if part.offset_dirty:
+            put(_OFFSET_KEY, str(part.offset).encode("ascii"))
+        part.db.write(batch, self._write_options)
+        part.dirty.clear()
+        part.offset_dirty = False
+
+    def _stored_key(self, key: Any) -> bytes | None:
+        encoded = self.encode_key(key)
+        return None if encoded is None else _DATA + encoded
+
+    # -- data --------------------------------------------------------------------
+
+    def get(self, partition: int, key: Any, default: Any = MISSING) -> Any:
+        part = self._partitions.get(partition) or self._open(partition)
+        entry = part.dirty.get(key)
+        if entry is not None:
+            if entry[1] is not None:
+                return entry[2]
+        else:
+            stored_key = self._stored_key(key)
+            if stored_key is not None:
+                raw = part.db.get(stored_key)
+                if raw is not None:
+                    return self.decode_value(raw)
+        if default is MISSING:
+            raise KeyError(key)
+        return default
+
+    def set(self, partition: int, key: Any, value: Any) -> None:
+        if key is None or value is None:
+            self._check_writable(key, value)
+        part = self._partitions.get(partition) or self._open(partition)
+        # Encoded now rather than at flush: the bytes on disk are then those
+        # of the changelog record the table sends for this very write, even
+        # if the object is mutated afterwards.
+        part.dirty[key] = (
+            _DATA + self.encode_key(key),  # type: ignore[operator]
+            self.encode_value(value),
+            value,
+        )
+        if len(part.dirty) >= self.max_dirty:
+            self._write(part)
+
+    def delete(self, partition: int, key: Any) -> None:
+        part = self._partitions.get(partition) or self._open(partition)
+        entry = part.dirty.get(key)
+        if entry is not None:
+            stored_key: bytes | None = entry[0]
+            present = entry[1] is not None
+        else:
+            stored_key = self._stored_key(key)
+            present = stored_key is not None and part.db.get(stored_key) is not None
+        if not present or stored_key is None:
+            raise KeyError(key)
+        part.dirty[key] = (stored_key, None, MISSING)
+        if len(part.dirty) >= self.max_dirty:
+            self._write(part)
+
+    def contains(self, partition: int, key: Any) -> bool:
+        part = self._partitions.get(partition) or self._open(partition)
+        return self._contains(part, key, None)
+
+    def _contains(self, part: _Partition, key: Any, stored_key: bytes | None) -> bool:
+        entry = part.dirty.get(key)
+        if entry is not None:
+            return entry[1] is not None
+        if stored_key is None:
+            stored_key = self._stored_key(key)
+            if stored_key is None:
+                return False
+        return part.db.get(stored_key) is not None
+
+    def items(self, partition: int | None = None) -> Iterator[tuple[Any, Any]]:
+        # Pending writes are written first (now, not at the first next()),
+        # so that iterating RocksDB alone gives the store's current content.
+        numbers = [partition] if partition is not None else sorted(self._partitions)
+        for number in numbers:
+            self._write(self._open(number))
+        return self._iter_items(numbers)
+
+    def _iter_items(self, numbers: list[int]) -> Iterator[tuple[Any, Any]]:
+        decode_key, decode_value = self.decode_key, self.decode_value
+        for number in numbers:
+            for stored_key, raw in self._iter_raw(number):
+                yield decode_key(stored_key[1:]), decode_value(raw)
+
+    def _iter_raw(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """Stored pairs of ``partition``, read a chunk at a time.
+
+        No RocksDB iterator is kept across a ``yield``: an open iterator
+        keeps its database open (and locked) even after ``close()``, and a
+        caller may stop iterating half way. Stops quietly if the partition is
+        dropped or the store closed in the meantime.
+        """
+        part = self._partitions.get(partition)
+        start = _DATA
+        while part is not None and self._partitions.get(partition) is part:
+            read_options = self._rocksdict.ReadOptions()
+            read_options.set_iterate_upper_bound(_DATA_END)
+            pairs: Iterator[Any] = part.db.items(from_key=start, read_opt=read_options)
+            chunk = list(islice(pairs, self.iter_chunk_size))
+            del pairs
+            yield from chunk
+            if len(chunk) < self.iter_chunk_size:
+                return
+            # The smallest key after the last one seen.
+            start = chunk[-1][0] + b"\x00"
+
+    def count(self, partition: int | None = None) -> int:
+        numbers = [partition] if partition is not None else sorted(self._partitions)
+        total = 0
+        for number in numbers:
+            part = self._open(number)
+            self._write(part)
+            read_options = self._rocksdict.ReadOptions()
+            read_options.set_iterate_upper_bound(_DATA_END)
+            total += sum(1 for _ in part.db.keys(from_key=_DATA, read_opt=read_options))
+        return total
+
+    def partitions(self) -> builtins.set[int]:
+        return set(self._partitions)
+
+    def find_partition(self, key: Any) -> int | None:
+        stored_key = self._stored_key(key)
+        if stored_key is None:
+            return None
+        for number in sorted(self._partitions):
+            if self._contains(self._partitions[number], key, stored_key):
+                return number
+        return None
+
+    # -- changelog recovery ------------------------------------------------------
+
+    def apply_changelog(
+        self, partition: int, records: Sequence[ChangelogRecord], last_offset: int
+    ) -> None:
+        part = self._partitions.get(partition) or self._open(partition)
+        # Local writes not yet written go first, so the changelog wins.
+        self._write(part)
+        batch = self._rocksdict.WriteBatch(raw_mode=True)
+        put, delete = batch.put, batch.delete
+        for key, value in records:
+            if key is None:
+                # Cannot be in a compacted topic; nothing to apply it to.
+                continue
+            if value is None:
+                delete(_DATA + key)
+            else:
+                put(_DATA + key, value)
+        put(_OFFSET_KEY, str(last_offset).encode("ascii"))
+        part.db.write(batch, self._write_options)
+        part.offset = last_offset
+
+    def persisted_offset(self, partition: int) -> int | None:
+        return self._open(partition).offset
+
+    def set_persisted_offset(self, partition: int, offset: int) -> None:
+        part = self._open(partition)
+        # Written with the next batch, so it never gets ahead of the data.
+        part.offset = offset
+        part.offset_dirty = True
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def flush(self) -> None:
+        for part in self._partitions.values():
+            self._write(part)
+
+    def drop_partition(self, partition: int) -> None:
+        part = self._partitions.pop(partition, None)
+        if part is not None:
+            self._write(part)
+            part.db.close()
+
+    def close(self) -> None:
+        while self._partitions:
+            _, part = self._partitions.popitem()
+            self._write(part)
+            part.db.close()
+
+    def reset(self) -> None:
+        # Pending writes are discarded: the files they would go to are deleted.
+        while self._partitions:
+            _, part = self._partitions.popitem()
+            part.db.close()
+        if not self.directory.is_dir():
+            return
+        own = re.compile(rf"{re.escape(self.table_name)}-\d+\.db\Z")
+        for path in self.directory.iterdir():
+            if own.match(path.name) and path.is_dir():
+                shutil.rmtree(path)
