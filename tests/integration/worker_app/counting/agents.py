@@ -1,0 +1,67 @@
+"""The agents the worker tests run in real worker processes.
+
+Each appends one line per event to a file in ``settings.WORKER_OUTDIR``,
+opened in append mode and flushed per line, so the test sees exactly what
+was processed, even by a worker it killed with SIGKILL. A line is written
+with no ``await`` between the write and the agent's return to the stream,
+so a written line is an acknowledged event (bar a kill in between).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from django.conf import settings
+
+from django_faust import Record, app, current_event
+
+SUFFIX = settings.WORKER_TOPIC_SUFFIX
+DELAY = settings.WORKER_EVENT_DELAY
+
+
+class Click(Record):
+    user: str
+    n: int
+
+
+events_topic = app.topic(f"events{SUFFIX}", value_type=int)
+clicks_topic = app.topic(f"clicks{SUFFIX}", value_type=Click)
+
+
+def _log(kind: str) -> Any:
+    path = os.path.join(settings.WORKER_OUTDIR, f"{kind}-{os.getpid()}.log")
+    return open(path, "a", encoding="utf-8")
+
+
+@app.agent(events_topic)
+async def counted(stream: Any) -> None:
+    """``<partition> <offset> <n>`` per event, in processed-<pid>.log."""
+    with _log("processed") as log:
+        async for n in stream:
+            if DELAY:
+                await asyncio.sleep(DELAY)
+            event = current_event()
+            assert event is not None
+            message = event.message
+            log.write(f"{message.partition} {message.offset} {n}\n")
+            log.flush()
+
+
+@app.agent(clicks_topic)
+async def regrouped(clicks: Any) -> None:
+    """``<pid> <user> <n>`` per click, after repartitioning by user."""
+    pid = os.getpid()
+    with _log("grouped") as log:
+        async for click in clicks.group_by(Click.user):
+            log.write(f"{pid} {click.user} {click.n}\n")
+            log.flush()
+
+
+@app.on_partitions_assigned.connect
+async def record_assignment(sender: Any, assigned: Any, **kwargs: Any) -> None:
+    """One line per rebalance in assigned-<pid>.log: the partitions we got."""
+    with _log("assigned") as log:
+        parts = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)
+        log.write(" ".join(parts) + "\n")

@@ -1,0 +1,50 @@
+"""Settings of the tiny worker project run by test_kafka_workers.py.
+
+Everything a test varies comes from the environment:
+
+* ``WORKER_BROKER_URL``: the test broker (``kafka://127.0.0.1:PORT``);
+* ``WORKER_APP_ID``: the app id, hence the consumer group (one per test);
+* ``WORKER_OUTDIR``: where the agents append what they processed;
+* ``WORKER_TOPIC_SUFFIX``: appended to the topic names ``events`` and
+  ``clicks``, so tests sharing a broker do not read each other's topics;
+* ``WORKER_EVENT_DELAY``: seconds the ``counted`` agent sleeps per event.
+
+Session timeout and heartbeat are short so that a rebalance takes about two
+seconds on the test broker and a SIGKILLed worker leaves the group quickly.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+SECRET_KEY = "tests-only"
+DEBUG = False
+USE_TZ = True
+INSTALLED_APPS = [
+    "django_faust",
+    "counting",
+]
+DATABASES: dict = {}
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+WORKER_OUTDIR = os.environ.get("WORKER_OUTDIR") or str(BASE_DIR / "out")
+WORKER_TOPIC_SUFFIX = os.environ.get("WORKER_TOPIC_SUFFIX", "")
+WORKER_EVENT_DELAY = float(os.environ.get("WORKER_EVENT_DELAY") or 0)
+
+FAUST = {
+    "APP_ID": os.environ.get("WORKER_APP_ID", "worker-app"),
+    "BROKER": os.environ.get("WORKER_BROKER_URL", "kafka://127.0.0.1:9092"),
+    "STORE": "memory://",
+    "TOPIC_PARTITIONS": 4,
+    "WEB_ENABLED": False,
+    "BROKER_SESSION_TIMEOUT": 4.0,
+    "BROKER_HEARTBEAT_INTERVAL": 1.0,
+    "COMMIT_INTERVAL": 0.5,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {"django": {"handlers": [], "propagate": True}},
+}
