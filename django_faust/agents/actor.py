@@ -13,6 +13,9 @@ Faust:
   stream, straight away.
 - ``mode.OneForAllSupervisor``: also restart the agent's other actors, each
   after it has finished the event in hand.
+- ``mode.ForfeitOneForOneSupervisor``: this actor stops; the others go on.
+- ``mode.ForfeitOneForAllSupervisor``: every actor of the agent stops (the
+  others after the event in hand).
 - ``mode.CrashingSupervisor``: crash the app, so the worker exits.
 
 Restarts are immediate; an actor that keeps failing without consuming
@@ -26,7 +29,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
-from mode import CrashingSupervisor, OneForAllSupervisor, Service
+from mode import (
+    CrashingSupervisor,
+    ForfeitOneForAllSupervisor,
+    ForfeitOneForOneSupervisor,
+    OneForAllSupervisor,
+    Service,
+)
 
 if TYPE_CHECKING:
     from ..streams import Stream
@@ -80,6 +89,12 @@ class Actor(Service):
                 await agent._on_actor_error(self, exc)
                 if issubclass(strategy, CrashingSupervisor):
                     await self.crash(exc)
+                    return
+                if issubclass(strategy, ForfeitOneForOneSupervisor):
+                    logger.warning("%s stopped after an error (forfeit).", self.label)
+                    return
+                if issubclass(strategy, ForfeitOneForAllSupervisor):
+                    agent.add_future(agent._forfeit_all(self))
                     return
                 if issubclass(strategy, OneForAllSupervisor):
                     agent.add_future(agent._restart_siblings(self))

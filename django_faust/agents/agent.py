@@ -11,8 +11,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import uuid
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Mapping,
+)
 
 from mode import Service
 from mode.utils.imports import symbol_by_name
@@ -21,6 +29,7 @@ from ..channels import Channel, Subscription
 from ..exceptions import ImproperlyConfigured
 from ..streams import Stream
 from .actor import Actor
+from .replies import CORRELATION_ID, REPLY_TO, encode_reply, reply_target
 
 if TYPE_CHECKING:
     from ..app.base import App
@@ -141,6 +150,14 @@ class Agent(Service):
         stream.concurrency = self.concurrency
         return stream
 
+    async def _forfeit_all(self, failed: Actor) -> None:
+        """ForfeitOneForAll: stop every other actor after its current event."""
+        logger.warning("%s: every actor stops after an error (forfeit).", self.label)
+        for actor in self.actors:
+            if actor is not failed:
+                await actor.drain(self.app.shutdown_timeout)
+                await actor.stop()
+
     async def _restart_siblings(self, failed: Actor) -> None:
         """OneForAll: restart every other actor after its current event."""
         for actor in self.actors:
@@ -173,6 +190,17 @@ class Agent(Service):
     # -- results and errors ----------------------------------------------------
 
     async def _on_yield(self, actor: Actor, value: Any) -> None:
+        message = actor.stream._message
+        if message is not None and message.headers:
+            target = reply_target(message.headers)
+            if target is not None:
+                reply_to, correlation_id = target
+                producer = await self.app.maybe_start_producer()
+                await producer.send(
+                    reply_to,
+                    correlation_id.encode(),
+                    encode_reply(correlation_id, value),
+                )
         for sink in self.sinks:
             if isinstance(sink, Agent | Channel):
                 await sink.send(value=value)
@@ -216,6 +244,96 @@ class Agent(Service):
         return await self.channel.send(
             key=key, value=value, partition=partition, headers=headers, **kwargs
         )
+
+    async def cast(
+        self,
+        value: Any = None,
+        *,
+        key: Any = None,
+        partition: int | None = None,
+        headers: Any = None,
+    ) -> None:
+        """Send a value to the agent without waiting for any reply."""
+        await self.send(key=key, value=value, partition=partition, headers=headers)
+
+    async def ask(
+        self,
+        value: Any = None,
+        *,
+        key: Any = None,
+        partition: int | None = None,
+        headers: Any = None,
+        correlation_id: str | None = None,
+        timeout: float | None = 30.0,
+    ) -> Any:
+        """Send a value and return what the agent yields for it.
+
+        Works from a worker and from a client-only process. Raises
+        `asyncio.TimeoutError` after ``timeout`` seconds (``None``: wait
+        forever) when no reply came: the agent did not yield for it.
+        """
+        fut = await self._request(value, key, partition, headers, correlation_id)
+        return await asyncio.wait_for(fut, timeout)
+
+    async def _request(
+        self,
+        value: Any,
+        key: Any,
+        partition: int | None,
+        headers: Any,
+        correlation_id: str | None,
+    ) -> asyncio.Future[Any]:
+        replies = await self.app.maybe_start_replies()
+        correlation_id = correlation_id or uuid.uuid4().hex
+        fut = replies.expect(correlation_id)
+        pairs = list(headers.items() if isinstance(headers, Mapping) else headers or ())
+        pairs += [
+            (REPLY_TO, replies.topic_name.encode()),
+            (CORRELATION_ID, correlation_id.encode()),
+        ]
+        await self.send(key=key, value=value, partition=partition, headers=pairs)
+        return fut
+
+    async def map(
+        self,
+        values: Iterable[Any],
+        *,
+        key: Any = None,
+        timeout: float | None = 30.0,
+    ) -> AsyncIterator[Any]:
+        """Ask for every value at once; yield the replies in input order."""
+        futures = [
+            await self._request(value, key, None, None, None) for value in values
+        ]
+        for fut in futures:
+            yield await asyncio.wait_for(fut, timeout)
+
+    async def kvmap(
+        self,
+        items: Mapping[Any, Any] | Iterable[tuple[Any, Any]],
+        *,
+        timeout: float | None = 30.0,
+    ) -> AsyncIterator[tuple[Any, Any]]:
+        """Ask for every ``(key, value)`` at once; yield ``(key, reply)``."""
+        pairs = list(items.items() if isinstance(items, Mapping) else items)
+        futures = [(k, await self._request(v, k, None, None, None)) for k, v in pairs]
+        for k, fut in futures:
+            yield k, await asyncio.wait_for(fut, timeout)
+
+    async def join(
+        self, values: Iterable[Any], *, key: Any = None, timeout: float | None = 30.0
+    ) -> list[Any]:
+        """`map`, gathered into a list in input order."""
+        return [reply async for reply in self.map(values, key=key, timeout=timeout)]
+
+    async def kvjoin(
+        self,
+        items: Mapping[Any, Any] | Iterable[tuple[Any, Any]],
+        *,
+        timeout: float | None = 30.0,
+    ) -> dict[Any, Any]:
+        """`kvmap`, gathered into a dict."""
+        return {k: reply async for k, reply in self.kvmap(items, timeout=timeout)}
 
     # -- testing ------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from mode import Service, Signal, SyncSignal
 from mode.utils.times import Seconds, want_seconds
 
 from ..agents import Agent
+from ..agents.replies import ReplyConsumer
 from ..channels import Channel
 from ..conf import Settings
 from ..dead_letters import DeadLetters
@@ -126,6 +127,7 @@ class App(Service):
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self._conductor: Conductor | None = None
+        self._replies: ReplyConsumer | None = None
         self._services: list[Service] = []
         self._task_futures: list[asyncio.Future[Any]] = []
         self.shutdown_timeout = 30.0
@@ -174,6 +176,7 @@ class App(Service):
             raise ImproperlyConfigured("Cannot change FAUST settings of a running app.")
         self._conf = None
         self._transport = self._producer = self._consumer = None
+        self._replies = None
 
     @property
     def label(self) -> str:
@@ -218,6 +221,18 @@ class App(Service):
         if not producer.started:
             await producer.maybe_start()
         return producer
+
+    async def maybe_start_replies(self) -> ReplyConsumer:
+        """The reader of this process's reply topic, started on first ask."""
+        if self._replies is None:
+            self._replies = ReplyConsumer(self)
+        replies = self._replies
+        if not replies.started:
+            if self.started:
+                await self.add_runtime_dependency(replies)
+            else:
+                await replies.start()
+        return replies
 
     # -- declaring things -----------------------------------------------------------
 
@@ -510,6 +525,9 @@ class App(Service):
         for fut in futures:
             fut.cancel()
         await asyncio.gather(*futures, return_exceptions=True)
+        replies = self._replies
+        if replies is not None and replies not in self._children:
+            await replies.stop()  # started before the app was
         if self.client_only:
             return
         consumer = self._consumer

@@ -55,7 +55,7 @@ from aiokafka.structs import TopicPartition
 from ..exceptions import ImproperlyConfigured
 from ..types import TP, MessageT, RecordMetadata
 from ..utils.urls import parse_url
-from .base import Consumer, Producer, Transport
+from .base import Consumer, Producer, ReplyReader, Transport
 
 if TYPE_CHECKING:
     from aiokafka.cluster import ClusterMetadata
@@ -858,6 +858,48 @@ class AIOKafkaProducer(Producer):
 # -- transport -----------------------------------------------------------------
 
 
+class AIOKafkaReplyReader(ReplyReader):
+    """Reads a reply topic with a group-less consumer, from its beginning.
+
+    The topic is new and private to this process, so reading it from the
+    start needs no end-offset lookup (which the test broker gets wrong).
+    """
+
+    def __init__(self, transport: AIOKafkaTransport, topic: str) -> None:
+        super().__init__(transport, topic)
+        self._consumer: aiokafka.AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        transport = cast(AIOKafkaTransport, self.transport)
+        consumer = aiokafka.AIOKafkaConsumer(
+            **transport.client_options(),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        partitions = consumer.partitions_for_topic(self.topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(self.topic) or {0}
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        self._consumer = consumer
+
+    async def getmany(self, timeout: float) -> list[MessageT]:
+        consumer = self._consumer
+        if consumer is None:
+            raise RuntimeError(f"Reply reader for {self.topic!r} is not started.")
+        records = await consumer.getmany(timeout_ms=int(timeout * 1000))
+        return [m for messages in records.values() for m in messages]
+
+    async def stop(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+
 class AIOKafkaTransport(Transport):
     """``kafka://host:port;host:port`` (also ``aiokafka://``)."""
 
@@ -887,3 +929,6 @@ class AIOKafkaTransport(Transport):
 
     def create_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(self)
+
+    def create_reply_reader(self, topic: str) -> AIOKafkaReplyReader:
+        return AIOKafkaReplyReader(self, topic)

@@ -23,7 +23,7 @@ from .acks import PartitionTracker
 if TYPE_CHECKING:
     from ..app.base import App
 
-__all__ = ["Consumer", "Producer", "Transport"]
+__all__ = ["Consumer", "Producer", "ReplyReader", "Transport"]
 
 logger = logging.getLogger(__name__)
 
@@ -266,6 +266,28 @@ class Consumer(Service, abc.ABC):
         await self.app.on_partitions_assigned.send(assigned)
 
 
+class ReplyReader(abc.ABC):
+    """Reads one topic from its start, outside any consumer group.
+
+    Used for the reply topic of agent RPC: each process has a topic of its
+    own, so there is nothing to share and nothing to commit.
+    """
+
+    def __init__(self, transport: Transport, topic: str) -> None:
+        self.transport = transport
+        self.topic = topic
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def getmany(self, timeout: float) -> list[MessageT]:
+        """Messages that arrived since the last call (waits up to timeout)."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+
 class Transport(abc.ABC):
     """A broker driver: builds the consumer and producer for an app."""
 
@@ -281,6 +303,9 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     def create_producer(self) -> Producer: ...
+
+    @abc.abstractmethod
+    def create_reply_reader(self, topic: str) -> ReplyReader: ...
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url}>"

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from aiokafka.partitioner import murmur2
 
 from ..exceptions import ImproperlyConfigured
-from ..types import TP, Message, RecordMetadata
-from .base import Consumer, Producer, Transport
+from ..types import TP, Message, MessageT, RecordMetadata
+from .base import Consumer, Producer, ReplyReader, Transport
 
 if TYPE_CHECKING:
     from ..app.base import App
@@ -380,6 +380,37 @@ def _check_bytes(topic: str, what: str, data: Any) -> None:
         )
 
 
+class MemoryReplyReader(ReplyReader):
+    """Reads every partition of one memory topic from the start."""
+
+    def __init__(self, transport: MemoryTransport, topic: str) -> None:
+        super().__init__(transport, topic)
+        self.broker = transport.broker
+        self._positions: dict[int, int] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def getmany(self, timeout: float) -> list[MessageT]:
+        messages = self._read()
+        if not messages:
+            await self.broker.wait_for_data(timeout)
+            messages = self._read()
+        return messages
+
+    def _read(self) -> list[MessageT]:
+        out: list[MessageT] = []
+        for partition in range(self.broker.partitions(self.topic)):
+            position = self._positions.get(partition, 0)
+            batch = self.broker.read(TP(self.topic, partition), position, 10_000)
+            self._positions[partition] = position + len(batch)
+            out.extend(batch)
+        return out
+
+    async def stop(self) -> None:
+        return None
+
+
 class MemoryTransport(Transport):
     """``memory://``: one process, no broker to install."""
 
@@ -395,3 +426,6 @@ class MemoryTransport(Transport):
 
     def create_producer(self) -> MemoryProducer:
         return MemoryProducer(self)
+
+    def create_reply_reader(self, topic: str) -> MemoryReplyReader:
+        return MemoryReplyReader(self, topic)

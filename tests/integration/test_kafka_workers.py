@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 
+from django_faust.testing import make_app
 from django_faust.testing.broker import TestBroker
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -62,6 +63,8 @@ class Project:
         self.suffix = f"-{uuid.uuid4().hex[:8]}"
         self.events = f"events{self.suffix}"
         self.clicks = f"clicks{self.suffix}"
+        self.words = f"words{self.suffix}"
+        self.asks = f"asks{self.suffix}"
         # The topic `group_by(Click.user)` forwards to (see Stream.group_by).
         self.repartition = f"{self.app_id}-{self.clicks}-user-repartition"
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -69,7 +72,7 @@ class Project:
 
     @property
     def topics(self) -> list[str]:
-        return [self.events, self.clicks, self.repartition]
+        return [self.events, self.clicks, self.repartition, self.words, self.asks]
 
     def all_partitions(self) -> set[str]:
         return {f"{t}:{p}" for t in self.topics for p in range(PARTITIONS)}
@@ -397,3 +400,71 @@ async def test_group_by_moves_each_key_to_one_worker(
     assert sorted(int(n) for _, _, n in all_lines) == list(range(n_clicks))
     for _, user, n in all_lines:
         assert user == f"user-{int(n) % users}"
+
+
+async def test_rpc_between_worker_processes_and_from_a_client_only_app(
+    project_factory: Callable[[str], Project],
+) -> None:
+    """``ask`` round-trips worker to worker, and from a process that is not one.
+
+    ``relay`` (on whichever worker owns the event) asks ``shout`` (on
+    whichever worker owns the request's partition); the reply names the
+    process that answered.
+    """
+    project = project_factory("rpc")
+    await project.declare_topics()
+    try:
+        workers = [project.start_worker(), project.start_worker()]
+        everything = project.all_partitions()
+
+        def split_between_both() -> bool:
+            parts = [project.last_assignment(w.pid) for w in workers]
+            return all(parts) and set().union(*parts) == everything  # type: ignore[arg-type]
+
+        await wait_for(
+            split_between_both,
+            timeout=40,
+            what="both workers to share the partitions",
+            project=project,
+        )
+        n = 24
+        await project.produce(
+            project.asks, ((i % PARTITIONS, f"w{i}") for i in range(n))
+        )
+
+        def answered() -> list[list[str]]:
+            return [line for w in workers for line in project.lines("rpc", w.pid)]
+
+        await wait_for(
+            lambda: len(answered()) >= n,
+            timeout=40,
+            what="every ask to be answered",
+            project=project,
+        )
+        pids = {str(w.pid) for w in workers}
+        crossed = 0
+        for asker, word, reply in answered():
+            upper, answerer = reply.split("@")
+            assert upper == word.upper()
+            assert answerer in pids
+            crossed += answerer != asker
+        assert crossed, "no reply crossed from one worker process to the other"
+
+        # A client-only app (like a web process) asks the workers.
+        client = make_app(project.app_id, broker=project.broker.url)
+
+        @client.agent(client.topic(project.words, value_type=str), name="shout")
+        async def shout(words: Any) -> None:  # declared, never run here
+            async for _ in words:
+                pass
+
+        await client.start_client()
+        try:
+            reply = await shout.ask("client", timeout=20)
+        finally:
+            await client.stop()
+        upper, answerer = reply.split("@")
+        assert upper == "CLIENT" and answerer in pids
+        project.stop_all()
+    finally:
+        project.kill_all()

@@ -333,3 +333,26 @@ async def test_an_agent_function_failing_before_its_loop_backs_off(faust_app):
         await asyncio.sleep(0.3)
     # Restarted, but with back-off rather than in a tight loop.
     assert 2 <= len(attempts) < 20
+
+
+async def test_forfeit_one_for_one_stops_only_the_failed_actor(faust_app):
+    from mode import ForfeitOneForOneSupervisor
+
+    topic = faust_app.topic("forfeit", value_type=int, partitions=1)
+    done = []
+
+    @faust_app.agent(
+        topic, concurrency=2, supervisor_strategy=ForfeitOneForOneSupervisor
+    )
+    async def pair(stream):
+        async for value in stream:
+            if value == 0:
+                raise RuntimeError("gives up")
+            done.append(value)
+
+    async with running(faust_app):
+        await topic.send(value=0)
+        await wait_for(lambda: any(a._task.done() for a in pair.actors))
+        for i in range(1, 4):
+            await topic.send(value=i)
+        await wait_for(lambda: sorted(done) == [1, 2, 3])

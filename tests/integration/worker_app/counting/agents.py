@@ -65,3 +65,25 @@ async def record_assignment(sender: Any, assigned: Any, **kwargs: Any) -> None:
     with _log("assigned") as log:
         parts = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)
         log.write(" ".join(parts) + "\n")
+
+
+words_topic = app.topic(f"words{SUFFIX}", value_type=str)
+asks_topic = app.topic(f"asks{SUFFIX}", value_type=str)
+
+
+@app.agent(words_topic)
+async def shout(words: Any) -> Any:
+    """RPC target: replies ``WORD@<pid>``, so the asker sees who answered."""
+    async for word in words:
+        yield f"{word.upper()}@{os.getpid()}"
+
+
+@app.agent(asks_topic)
+async def relay(asks: Any) -> None:
+    """Asks ``shout`` (on whichever worker owns the partition) per event."""
+    pid = os.getpid()
+    with _log("rpc") as log:
+        async for word in asks:
+            reply = await shout.ask(word, timeout=20)
+            log.write(f"{pid} {word} {reply}\n")
+            log.flush()
