@@ -20,10 +20,11 @@ from mode import Service
 
 from ..models import decode_model_payload
 from ..serializers import get_codec
+from ..types import TP
 
 if TYPE_CHECKING:
     from ..app.base import App
-    from ..transport.base import ReplyReader
+    from ..transport.base import PartitionReader
 
 __all__ = [
     "CORRELATION_ID",
@@ -78,7 +79,7 @@ class ReplyConsumer(Service):
         self.app = app
         self.topic_name = f"{app.conf.id}-reply-{uuid.uuid4().hex[:16]}"
         self._waiting: dict[str, asyncio.Future[Any]] = {}
-        self._reader: ReplyReader | None = None
+        self._reader: PartitionReader | None = None
         super().__init__()
 
     def expect(self, correlation_id: str) -> asyncio.Future[Any]:
@@ -96,7 +97,7 @@ class ReplyConsumer(Service):
             replication=self.app.conf.topic_replication_factor,
             retention=REPLY_RETENTION,
         )
-        self._reader = self.app.transport.create_reply_reader(self.topic_name)
+        self._reader = self.app.transport.create_reader({TP(self.topic_name, 0): 0})
         await self._reader.start()
         self.add_future(self._read())
 

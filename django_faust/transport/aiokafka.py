@@ -55,7 +55,7 @@ from aiokafka.structs import TopicPartition
 from ..exceptions import ImproperlyConfigured
 from ..types import TP, MessageT, RecordMetadata
 from ..utils.urls import parse_url
-from .base import Consumer, Producer, ReplyReader, Transport
+from .base import Consumer, PartitionReader, Producer, Transport
 
 if TYPE_CHECKING:
     from aiokafka.cluster import ClusterMetadata
@@ -858,16 +858,17 @@ class AIOKafkaProducer(Producer):
 # -- transport -----------------------------------------------------------------
 
 
-class AIOKafkaReplyReader(ReplyReader):
-    """Reads a reply topic with a group-less consumer, from its beginning.
+class AIOKafkaPartitionReader(PartitionReader):
+    """Reads chosen partitions from chosen offsets with a group-less consumer.
 
-    The topic is new and private to this process, so reading it from the
-    start needs no end-offset lookup (which the test broker gets wrong).
+    "Caught up" is decided with the fetch responses' high watermark, which
+    is right on every broker (the test broker's ``end_offsets()`` is not).
     """
 
-    def __init__(self, transport: AIOKafkaTransport, topic: str) -> None:
-        super().__init__(transport, topic)
+    def __init__(self, transport: AIOKafkaTransport, offsets: Mapping[TP, int]) -> None:
+        super().__init__(transport, offsets)
         self._consumer: aiokafka.AIOKafkaConsumer | None = None
+        self._positions = dict(self.offsets)
 
     async def start(self) -> None:
         transport = cast(AIOKafkaTransport, self.transport)
@@ -876,23 +877,36 @@ class AIOKafkaReplyReader(ReplyReader):
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            max_poll_records=DEFAULT_MAX_POLL_RECORDS,
         )
         await consumer.start()
-        partitions = consumer.partitions_for_topic(self.topic)
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(self.topic) or {0}
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        tps = {
+            TopicPartition(tp.topic, tp.partition): o for tp, o in self.offsets.items()
+        }
+        consumer.assign(list(tps))
+        for tp, offset in tps.items():
+            consumer.seek(tp, offset)
         self._consumer = consumer
 
+    def _client(self) -> aiokafka.AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("The partition reader is not started.")
+        return self._consumer
+
     async def getmany(self, timeout: float) -> list[MessageT]:
-        consumer = self._consumer
-        if consumer is None:
-            raise RuntimeError(f"Reply reader for {self.topic!r} is not started.")
-        records = await consumer.getmany(timeout_ms=int(timeout * 1000))
-        return [m for messages in records.values() for m in messages]
+        records = await self._client().getmany(timeout_ms=int(timeout * 1000))
+        out: list[MessageT] = []
+        for ktp, messages in records.items():
+            if messages:
+                self._positions[TP(ktp.topic, ktp.partition)] = messages[-1].offset + 1
+                out.extend(messages)
+        return out
+
+    def highwater(self, tp: TP) -> int | None:
+        return self._client().highwater(TopicPartition(tp.topic, tp.partition))
+
+    def position(self, tp: TP) -> int:
+        return self._positions[tp]
 
     async def stop(self) -> None:
         consumer, self._consumer = self._consumer, None
@@ -930,5 +944,5 @@ class AIOKafkaTransport(Transport):
     def create_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(self)
 
-    def create_reply_reader(self, topic: str) -> AIOKafkaReplyReader:
-        return AIOKafkaReplyReader(self, topic)
+    def create_reader(self, offsets: Mapping[TP, int]) -> AIOKafkaPartitionReader:
+        return AIOKafkaPartitionReader(self, offsets)

@@ -23,7 +23,7 @@ from .acks import PartitionTracker
 if TYPE_CHECKING:
     from ..app.base import App
 
-__all__ = ["Consumer", "Producer", "ReplyReader", "Transport"]
+__all__ = ["Consumer", "PartitionReader", "Producer", "Transport"]
 
 logger = logging.getLogger(__name__)
 
@@ -266,16 +266,17 @@ class Consumer(Service, abc.ABC):
         await self.app.on_partitions_assigned.send(assigned)
 
 
-class ReplyReader(abc.ABC):
-    """Reads one topic from its start, outside any consumer group.
+class PartitionReader(abc.ABC):
+    """Reads given partitions from given offsets, outside any consumer group.
 
-    Used for the reply topic of agent RPC: each process has a topic of its
-    own, so there is nothing to share and nothing to commit.
+    Used where a process needs exactly some partitions and nothing of the
+    group's bookkeeping: the reply topic of agent RPC (private to the
+    process), and table changelogs during recovery.
     """
 
-    def __init__(self, transport: Transport, topic: str) -> None:
+    def __init__(self, transport: Transport, offsets: Mapping[TP, int]) -> None:
         self.transport = transport
-        self.topic = topic
+        self.offsets = dict(offsets)
 
     @abc.abstractmethod
     async def start(self) -> None: ...
@@ -283,6 +284,14 @@ class ReplyReader(abc.ABC):
     @abc.abstractmethod
     async def getmany(self, timeout: float) -> list[MessageT]:
         """Messages that arrived since the last call (waits up to timeout)."""
+
+    @abc.abstractmethod
+    def highwater(self, tp: TP) -> int | None:
+        """The end of the partition as last seen (None: not known yet)."""
+
+    @abc.abstractmethod
+    def position(self, tp: TP) -> int:
+        """The next offset this reader will return for ``tp``."""
 
     @abc.abstractmethod
     async def stop(self) -> None: ...
@@ -305,7 +314,7 @@ class Transport(abc.ABC):
     def create_producer(self) -> Producer: ...
 
     @abc.abstractmethod
-    def create_reply_reader(self, topic: str) -> ReplyReader: ...
+    def create_reader(self, offsets: Mapping[TP, int]) -> PartitionReader: ...
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url}>"

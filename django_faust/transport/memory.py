@@ -22,7 +22,7 @@ from aiokafka.partitioner import murmur2
 
 from ..exceptions import ImproperlyConfigured
 from ..types import TP, Message, MessageT, RecordMetadata
-from .base import Consumer, Producer, ReplyReader, Transport
+from .base import Consumer, PartitionReader, Producer, Transport
 
 if TYPE_CHECKING:
     from ..app.base import App
@@ -380,13 +380,13 @@ def _check_bytes(topic: str, what: str, data: Any) -> None:
         )
 
 
-class MemoryReplyReader(ReplyReader):
-    """Reads every partition of one memory topic from the start."""
+class MemoryPartitionReader(PartitionReader):
+    """Reads chosen memory partitions from chosen offsets."""
 
-    def __init__(self, transport: MemoryTransport, topic: str) -> None:
-        super().__init__(transport, topic)
+    def __init__(self, transport: MemoryTransport, offsets: Mapping[TP, int]) -> None:
+        super().__init__(transport, offsets)
         self.broker = transport.broker
-        self._positions: dict[int, int] = {}
+        self._positions = dict(self.offsets)
 
     async def start(self) -> None:
         return None
@@ -400,12 +400,17 @@ class MemoryReplyReader(ReplyReader):
 
     def _read(self) -> list[MessageT]:
         out: list[MessageT] = []
-        for partition in range(self.broker.partitions(self.topic)):
-            position = self._positions.get(partition, 0)
-            batch = self.broker.read(TP(self.topic, partition), position, 10_000)
-            self._positions[partition] = position + len(batch)
+        for tp, position in self._positions.items():
+            batch = self.broker.read(tp, position, 10_000)
+            self._positions[tp] = position + len(batch)
             out.extend(batch)
         return out
+
+    def highwater(self, tp: TP) -> int | None:
+        return self.broker.end_offset(tp)
+
+    def position(self, tp: TP) -> int:
+        return self._positions[tp]
 
     async def stop(self) -> None:
         return None
@@ -427,5 +432,5 @@ class MemoryTransport(Transport):
     def create_producer(self) -> MemoryProducer:
         return MemoryProducer(self)
 
-    def create_reply_reader(self, topic: str) -> MemoryReplyReader:
-        return MemoryReplyReader(self, topic)
+    def create_reader(self, offsets: Mapping[TP, int]) -> MemoryPartitionReader:
+        return MemoryPartitionReader(self, offsets)
