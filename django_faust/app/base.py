@@ -37,7 +37,7 @@ from ..dead_letters import DeadLetters
 from ..exceptions import ImproperlyConfigured
 from ..sensors import Monitor
 from ..streams import Stream
-from ..tables import Table, TableManager
+from ..tables import GlobalTable, SetTable, Table, TableManager
 from ..topics import Topic
 from ..transport import by_url
 from ..transport.conductor import Conductor
@@ -372,6 +372,20 @@ class App(Service):
     ) -> Table:
         """A dict-like table, kept per partition of the stream that updates it."""
         return self.tables.add(Table(self, name=name, default=default, **kwargs))
+
+    def GlobalTable(
+        self, name: str, *, default: Callable[[], Any] | None = None, **kwargs: Any
+    ) -> GlobalTable:
+        """A table every worker holds completely (reads of any key anywhere)."""
+        table = GlobalTable(self, name=name, default=default, **kwargs)
+        self.tables.add(table)
+        return table
+
+    def SetTable(self, name: str, **kwargs: Any) -> SetTable:
+        """A table of sets, with ``add(key, member)`` and ``discard(...)``."""
+        table = SetTable(self, name=name, **kwargs)
+        self.tables.add(table)
+        return table
 
     def stream(
         self,

@@ -27,6 +27,7 @@ class Monitor:
         self.commits = 0
         self.last_commit: dict[TP, int] = {}
         self.dead_letters: Counter[str] = Counter()
+        self.recovery: dict[str, dict[str, int]] = {}
 
     def on_commit(self, offsets: Mapping[TP, int]) -> None:
         self.commits += 1
@@ -34,6 +35,13 @@ class Monitor:
 
     def on_dead_letter(self, topic: str) -> None:
         self.dead_letters[topic] += 1
+
+    def on_recovery_progress(self, progress: Mapping[Any, Mapping[str, int]]) -> None:
+        """Records done and left per table partition while recovering."""
+        self.recovery = {
+            f"{name}[{partition}]": dict(counts)
+            for (name, partition), counts in progress.items()
+        }
 
     def asdict(self) -> dict[str, Any]:
         """A JSON-ready snapshot, for the CLI, the admin and the web views."""
@@ -49,6 +57,7 @@ class Monitor:
                 for tp, o in sorted(self.last_commit.items())
             },
             "dead_letters": dict(self.dead_letters),
+            "recovery": self.recovery,
             "agents": {
                 name: {
                     "concurrency": agent.concurrency,

@@ -1,6 +1,6 @@
 """Tables: dict-like state kept alongside the streams that update it."""
 
 from .manager import TableManager
-from .table import Table
+from .table import GlobalTable, SetTable, Table
 
-__all__ = ["Table", "TableManager"]
+__all__ = ["GlobalTable", "SetTable", "Table", "TableManager"]

@@ -1,12 +1,32 @@
-"""The TableManager: the app's registry of tables, and their service."""
+"""The TableManager: the app's tables, their changelogs, and recovery.
+
+- Before any source offset is committed, `flush` sends every table's
+  coalesced changes to its changelog, waits for the broker, and persists the
+  changelog offsets with the data (so a restart replays only what is new).
+- When partitions are assigned, `on_partitions_assigned` rebuilds the
+  tables' partitions from their changelogs, from the offset each store has
+  persisted, before the consumer hands the agents a single new event; it
+  reports progress in the log and to the Monitor.
+- Changelog topics are part of the consumer group's subscription, so the
+  assignor gives a worker partition *p* of a changelog together with
+  partition *p* of its source; the main consumer never reads them (they are
+  paused), recovery reads them with a reader of its own.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator, Mapping
+import asyncio
+import inspect
+import logging
+import sys
+import time
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from mode import Service
 
 from ..exceptions import ImproperlyConfigured
+from ..types import TP
 from .table import Table
 
 if TYPE_CHECKING:
@@ -14,9 +34,14 @@ if TYPE_CHECKING:
 
 __all__ = ["TableManager"]
 
+logger = logging.getLogger(__name__)
+
+#: Seconds between recovery progress lines.
+PROGRESS_EVERY = 1.0
+
 
 class TableManager(Service, Mapping[str, Table]):
-    """Tables by name. Declaring the same name twice is an error."""
+    """Tables by name; declaring the same name twice is an error."""
 
     mundane_level = "debug"
 
@@ -24,7 +49,17 @@ class TableManager(Service, Mapping[str, Table]):
         self.app = app
         self._tables: dict[str, Table] = {}
         self._origins: dict[str, str] = {}
+        self._flush_lock = asyncio.Lock()
+        #: (table, partition) -> {"done": n, "left": n} during recovery.
+        self.recovery: dict[tuple[str, int], dict[str, int]] = {}
+        self.recovered = asyncio.Event()
+        #: Changelog records replayed by the last recovery (and in total).
+        self.last_recovered = 0
+        self.total_recovered = 0
+        self._global_follower: asyncio.Future[None] | None = None
         super().__init__()
+
+    # -- registry -------------------------------------------------------------
 
     def add(self, table: Table) -> Table:
         origin = _caller_module()
@@ -51,10 +86,205 @@ class TableManager(Service, Mapping[str, Table]):
     def label(self) -> str:
         return f"TableManager ({len(self._tables)} tables)"
 
+    def _by_changelog(self) -> dict[str, Table]:
+        return {t.changelog_topic_name: t for t in self._tables.values()}
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        if not self._tables or self.app.client_only:
+            self.recovered.set()
+            return
+        conductor = self.app.conductor
+        for table in self._tables.values():
+            await table.changelog_topic.declare()
+            if not table.is_global:
+                conductor.add_passive(table.changelog_topic_name)
+        if any(t.is_global for t in self._tables.values()):
+            self._global_follower = self.add_future(self._follow_global_tables())
+
+    async def on_stop(self) -> None:
+        for table in self._tables.values():
+            if table._store is not None:
+                table.store.close()
+
+    # -- changelog ------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Send pending changes, wait for the broker, persist their offsets."""
+        async with self._flush_lock:
+            sent = [(t, t.send_changelog()) for t in self._tables.values()]
+            if not any(futures for _, futures in sent):
+                return
+            await self.app.producer.flush()
+            for table, futures in sent:
+                offsets: dict[int, int] = {}
+                for partition, fut in futures:
+                    metadata = await fut  # a failed send fails the commit
+                    if metadata.offset > offsets.get(partition, -1):
+                        offsets[partition] = metadata.offset
+                table.changelog_delivered(offsets)
+
+    # -- rebalancing ----------------------------------------------------------
+
+    async def on_partitions_assigned(self, assigned: set[TP]) -> None:
+        """Rebuild the assigned table partitions before agents see events."""
+        tables = self._by_changelog()
+        if not tables:
+            return
+        mine: dict[Table, set[int]] = defaultdict(set)
+        for tp in assigned:
+            table = tables.get(tp.topic)
+            if table is not None and not table.is_global:
+                mine[table].add(tp.partition)
+        for table in tables.values():
+            if table.is_global:
+                continue
+            for partition in table.store.partitions() - mine.get(table, set()):
+                table.store.drop_partition(partition)
+        await self.recover(
+            {
+                TP(table.changelog_topic_name, p): table
+                for table, partitions in mine.items()
+                for p in partitions
+            }
+        )
+
+    async def recover(self, wanted: Mapping[TP, Table]) -> None:
+        """Replay changelog partitions into their stores, from their offsets."""
+        if not wanted:
+            self.recovered.set()
+            return
+        self.recovered.clear()
+        offsets = {}
+        for tp, table in wanted.items():
+            persisted = table.store.persisted_offset(tp.partition)
+            offsets[tp] = 0 if persisted is None else persisted + 1
+        reader = self.app.transport.create_reader(offsets)
+        await reader.start()
+        started = time.monotonic()
+        total = 0
+        try:
+            total = await self._replay(reader, wanted, offsets)
+        finally:
+            await reader.stop()
+        elapsed = time.monotonic() - started
+        self.last_recovered = total
+        self.total_recovered += total
+        logger.info(
+            "Recovered %d table partition(s): %d changelog records in %.2fs.",
+            len(wanted),
+            total,
+            elapsed,
+        )
+        for table in set(wanted.values()):
+            if table.on_recover is not None:
+                result = table.on_recover()
+                if inspect.isawaitable(result):
+                    await result
+        self.recovered.set()
+
+    async def _replay(
+        self, reader: Any, wanted: Mapping[TP, Table], offsets: Mapping[TP, int]
+    ) -> int:
+        left = set(wanted)
+        total = 0
+        last_report = time.monotonic()
+        monitor = self.app.monitor
+        while True:
+            for tp in list(left):
+                highwater = reader.highwater(tp)
+                if highwater is not None and reader.position(tp) >= highwater:
+                    left.discard(tp)
+            if not left:
+                return total
+            messages = await reader.getmany(timeout=0.5)
+            by_tp: dict[TP, list[Any]] = defaultdict(list)
+            for message in messages:
+                by_tp[TP(message.topic, message.partition)].append(message)
+            for tp, records in by_tp.items():
+                table = wanted.get(tp)
+                if table is None:
+                    continue
+                size = table.recovery_buffer_size
+                for i in range(0, len(records), size):
+                    chunk = records[i : i + size]
+                    table.apply_changelog(tp.partition, chunk, chunk[-1].offset)
+                if table.on_changelog_event is not None:
+                    for record in records:
+                        result = table.on_changelog_event(record)
+                        if inspect.isawaitable(result):
+                            await result
+                total += len(records)
+            now = time.monotonic()
+            if now - last_report >= PROGRESS_EVERY or not left:
+                last_report = now
+                for tp in sorted(left):
+                    highwater = reader.highwater(tp) or 0
+                    done = reader.position(tp) - offsets[tp]
+                    remaining = max(0, highwater - reader.position(tp))
+                    name = wanted[tp].name
+                    self.recovery[(name, tp.partition)] = {
+                        "done": done,
+                        "left": remaining,
+                    }
+                    logger.info(
+                        "Recovering table %r partition %d: %d records done, %d left",
+                        name,
+                        tp.partition,
+                        done,
+                        remaining,
+                    )
+                monitor.on_recovery_progress(self.recovery)
+
+    async def _follow_global_tables(self) -> None:
+        """Global tables: recover every partition, then keep following."""
+        producer = await self.app.maybe_start_producer()
+        wanted: dict[TP, Table] = {}
+        for table in self._tables.values():
+            if table.is_global:
+                name = table.changelog_topic_name
+                for p in await producer.partitions_for(name):
+                    wanted[TP(name, p)] = table
+        offsets = {}
+        for tp, table in wanted.items():
+            persisted = table.store.persisted_offset(tp.partition)
+            offsets[tp] = 0 if persisted is None else persisted + 1
+        reader = self.app.transport.create_reader(offsets)
+        await reader.start()
+        try:
+            await self._replay(reader, wanted, offsets)
+            while not self.should_stop:
+                for message in await reader.getmany(timeout=1.0):
+                    owner = wanted.get(TP(message.topic, message.partition))
+                    if owner is not None:
+                        owner.apply_changelog(
+                            message.partition, [message], message.offset
+                        )
+        finally:
+            await reader.stop()
+
+    def reset(self) -> list[str]:
+        """Wipe every table's local data (the next start recovers them)."""
+        names = []
+        for table in self._tables.values():
+            table.store.reset()
+            names.append(table.name)
+        return names
+
+    def describe(self) -> Iterable[dict[str, Any]]:
+        for table in self._tables.values():
+            yield {
+                "name": table.name,
+                "kind": type(table).__name__,
+                "changelog": table.changelog_topic_name,
+                "store": table.store_url or self.app.conf.store,
+                "default": getattr(table.default, "__name__", repr(table.default)),
+                "help": table.help,
+            }
+
 
 def _caller_module() -> str:
     """The module that declared a table (to tell re-imports from clashes)."""
-    import sys
-
     frame = sys._getframe(3)
     return str(frame.f_globals.get("__name__", "?"))

@@ -226,6 +226,9 @@ class Consumer(Service, abc.ABC):
             offsets = self.committable(tps)
             if not offsets:
                 return False
+            # Table changes first: the changelog must hold them before the
+            # offsets of the events that made them are committed.
+            await self.app.tables.flush()
             producer = self.app._producer
             if producer is not None and producer.started:
                 await producer.flush()
@@ -258,8 +261,19 @@ class Consumer(Service, abc.ABC):
         await self.app.on_partitions_revoked.send(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TP]) -> None:
-        """Take on partitions, resuming from their committed offsets."""
+        """Take on partitions, resuming from their committed offsets.
+
+        Tables are recovered here, before the fetch loop hands out a single
+        event of the new assignment.
+        """
+        passive = self.app.conductor.passive
+        changelogs = [tp for tp in assigned if tp.topic in passive]
+        if changelogs:
+            self.pause(*changelogs)
+        await self.app.tables.on_partitions_assigned(assigned)
         for tp in assigned:
+            if tp.topic in passive:
+                continue
             if tp not in self.trackers:
                 self.trackers[tp] = PartitionTracker(tp, await self.committed(tp))
         self.assigned.set()

@@ -36,6 +36,9 @@ class Conductor(Service):
         self._subscriptions: dict[str, list[Subscription]] = defaultdict(list)
         self._changed = asyncio.Event()
         self._paused: dict[Subscription, set[TP]] = {}
+        #: Topics in the group's subscription that no stream reads (table
+        #: changelogs): subscribed for assignment, paused in the consumer.
+        self.passive: set[str] = set()
         super().__init__()
 
     # -- subscriptions ---------------------------------------------------------
@@ -56,9 +59,15 @@ class Conductor(Service):
         self._paused.pop(sub, None)
         self._changed.set()
 
+    def add_passive(self, topic: str) -> None:
+        """Subscribe to a topic for its assignment only (never delivered)."""
+        self.passive.add(topic)
+        self._changed.set()
+
     def topic_names(self) -> set[str]:
-        """Every topic some stream reads."""
-        return {name for name, subs in self._subscriptions.items() if subs}
+        """Every topic the consumer group must subscribe to."""
+        active = {name for name, subs in self._subscriptions.items() if subs}
+        return active | self.passive
 
     def subscriptions_for(self, topic: str) -> list[Subscription]:
         return list(self._subscriptions.get(topic, ()))
@@ -73,7 +82,7 @@ class Conductor(Service):
             await self._changed.wait()
             self._changed.clear()
             consumer = self.app._consumer
-            if consumer is not None and consumer.started:
+            if consumer is not None and consumer.started and not consumer.should_stop:
                 await consumer.subscribe(self.topic_names())
 
     # -- delivery ----------------------------------------------------------------

@@ -201,6 +201,8 @@ class MemoryConsumer(Consumer):
         self._leader = False
 
     async def subscribe(self, topics: Iterable[str]) -> None:
+        if self.should_stop:
+            return  # a consumer that left its group never rejoins it
         self.topics = set(topics)
         for topic in self.topics:
             if topic not in self.broker.logs:
