@@ -1,0 +1,1 @@
+"""One module per competitor; each runs as ``python -m rows.<name>``."""

@@ -1,0 +1,141 @@
+"""Row 4: django-faust, in the project's own virtualenv.
+
+A tiny app from ``django_faust.testing.make_app()`` on the ``kafka://``
+transport, started with ``running(app)``, with one agent over the input
+topic. ``app.topic(name, value_type=None)`` decodes values with the app's
+``json`` serializer and keys with ``raw``; offsets of processed events are
+committed every `COMMIT_INTERVAL` seconds.
+
+* W1: ``async for value in stream``, counting per key in a plain dict.
+* W2: ``async for key, value in stream.items()``, then
+  ``output.send_soon(key=key, value=transform(value))``: the fastest of the
+  idiomatic ways (a ``sink=[output]`` would lose the key, and
+  ``await output.send(...)`` costs a coroutine per event). After the last
+  event the agent awaits ``app.producer.flush()`` (every record acked).
+* W3: n/a until django-faust's tables are ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from common import (
+    COMMIT_INTERVAL,
+    LINGER_MS,
+    MAX_POLL_RECORDS,
+    PARTITIONS,
+    SESSION_TIMEOUT_MS,
+    Clock,
+    RowArgs,
+    RowResult,
+    row_main,
+    transform,
+)
+
+import django_faust
+from django_faust.testing import make_app, running
+
+#: ``send_soon`` (default) or ``send`` (``await topic.send()``), for W2.
+SEND = os.environ.get("BENCH_DJANGO_FAUST_SEND", "send_soon")
+
+
+def build_app(args: RowArgs) -> Any:
+    """The app, with settings as in every row."""
+    return make_app(
+        f"bench-{args.group}",
+        broker=f"kafka://{args.bootstrap}",
+        consumer_auto_offset_reset="earliest",
+        broker_max_poll_records=MAX_POLL_RECORDS,
+        commit_interval=COMMIT_INTERVAL,
+        broker_session_timeout=SESSION_TIMEOUT_MS / 1000,
+        broker_heartbeat_interval=SESSION_TIMEOUT_MS / 3000,
+        producer_linger=LINGER_MS / 1000,
+        topic_partitions=PARTITIONS,
+    )
+
+
+class Progress:
+    """Counts events; sets ``finished`` after the last one."""
+
+    def __init__(self, clock: Clock, events: int) -> None:
+        self.clock = clock
+        self.events = events
+        self.seen = 0
+        self.finished = asyncio.Event()
+
+    def tick(self) -> bool:
+        """Count one event; True if it was the last."""
+        if not self.seen:
+            self.clock.first_event()
+        self.seen += 1
+        return self.seen == self.events
+
+    def finish(self) -> None:
+        """End the timed section."""
+        self.clock.done()
+        self.finished.set()
+
+
+def add_counter(app: Any, source: Any, progress: Progress, counts: dict) -> None:
+    """W1: count per key."""
+
+    @app.agent(source)
+    async def count(stream: Any) -> None:
+        async for value in stream:
+            key = value["key"]
+            counts[key] = counts.get(key, 0) + 1
+            if progress.tick():
+                progress.finish()
+
+
+def add_transformer(app: Any, source: Any, output: Any, progress: Progress) -> None:
+    """W2: transform and produce with the input key."""
+
+    @app.agent(source)
+    async def forward(stream: Any) -> None:
+        async for key, value in stream.items():
+            if SEND == "send":
+                await output.send(key=key, value=transform(value))
+            else:
+                output.send_soon(key=key, value=transform(value))
+            if progress.tick():
+                await app.producer.flush()
+                progress.finish()
+
+
+async def run_async(args: RowArgs) -> RowResult:
+    """Run one workload and time it."""
+    clock = Clock()
+    progress = Progress(clock, args.events)
+    counts: dict[str, int] = {}
+    app = build_app(args)
+    source = app.topic(args.input_topic, value_type=None)
+    if args.workload == "W1":
+        add_counter(app, source, progress, counts)
+    else:
+        output = app.topic(args.output_topic, value_type=None)
+        add_transformer(app, source, output, progress)
+    async with running(app):
+        await progress.finished.wait()
+    return clock.result(
+        args.events,
+        counts=counts,
+        output=args.output_topic if args.workload == "W2" else "",
+        library=f"django-faust {django_faust.__version__}",
+        notes=f"W2 via {SEND}" if args.workload == "W2" else "",
+    )
+
+
+def run(args: RowArgs) -> RowResult:
+    """Entry point used by `row_main`."""
+    if args.workload == "W3":
+        raise NotImplementedError("django-faust's tables are not implemented yet")
+    logging.basicConfig(level=logging.WARNING)
+    return asyncio.run(run_async(args))
+
+
+if __name__ == "__main__":
+    row_main(run)
