@@ -44,6 +44,7 @@ from aiokafka.errors import (
     ConsumerStoppedError,
     IllegalStateError,
     KafkaError,
+    MessageSizeTooLargeError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
     for_code,
@@ -607,11 +608,15 @@ _Pending = tuple[
 ]
 
 
+#: Buffered messages at which `send` waits for the buffer to be handed over.
+BUFFER_HIGH_WATER = 10_000
+
+
 class AIOKafkaProducer(Producer):
     """Sends through one aiokafka producer; creates topics with the admin client.
 
-    Delivery futures resolve to aiokafka's ``RecordMetadata`` (``topic``,
-    ``partition``, ``offset``, and ``timestamp`` in milliseconds).
+    Delivery futures resolve to `RecordMetadata` (``topic``, ``partition``,
+    ``offset``, and ``timestamp`` in milliseconds).
     """
 
     def __init__(self, transport: AIOKafkaTransport) -> None:
@@ -623,6 +628,7 @@ class AIOKafkaProducer(Producer):
         self._buffer_ready = asyncio.Event()
         self._drain_lock = asyncio.Lock()
         self._declared: set[str] = set()
+        self._known_topics: set[str] = set()
 
     def _client(self) -> aiokafka.AIOKafkaProducer:
         producer = self._producer
@@ -677,18 +683,17 @@ class AIOKafkaProducer(Producer):
         timestamp: float | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> asyncio.Future[RecordMetadata]:
-        if self._buffer or self._drain_lock.locked():
-            # Earlier send_soon messages go first, to keep per-partition order.
-            await self._drain()
-        fut = await self._client().send(
-            topic,
-            value,
-            key=key,
-            partition=partition,
-            timestamp_ms=None if timestamp is None else _ms(timestamp),
-            headers=list(headers) if headers else None,
+        """Like `send_soon`, but waits while too much is buffered.
+
+        Everything goes through the one local buffer, so per-partition order
+        holds across `send` and `send_soon`, and both get batched.
+        """
+        fut = self.send_soon(
+            topic, key, value, partition=partition, timestamp=timestamp, headers=headers
         )
-        return cast("asyncio.Future[RecordMetadata]", fut)
+        if len(self._buffer) >= BUFFER_HIGH_WATER:
+            await self._drain()
+        return fut
 
     def send_soon(
         self,
@@ -726,50 +731,137 @@ class AIOKafkaProducer(Producer):
             await self._drain()
 
     async def _drain(self) -> None:
-        """Move the whole local buffer into aiokafka (one drainer at a time)."""
+        """Move the local buffer into aiokafka, one batch per partition.
+
+        Building `create_batch()` batches ourselves gives one broker future
+        per batch instead of one per message; each caller's future is
+        resolved from its batch (base offset + position in the batch).
+        Messages keep their order within a partition. One drainer at a time.
+        """
         async with self._drain_lock:
             buffer = self._buffer
-            if not buffer:
-                return
-            send = self._client().send
-            delivered = self._delivered
+            client = self._client()
             while buffer:
-                pending = buffer.popleft()
-                topic, key, value, partition, timestamp_ms, headers, fut = pending
-                try:
-                    delivery = await send(
-                        topic,
-                        value,
-                        key=key,
-                        partition=partition,
-                        timestamp_ms=timestamp_ms,
-                        headers=headers,
-                    )
-                except asyncio.CancelledError:
-                    # Not handed over (aiokafka does not suspend after taking a
-                    # message): the next drain sends it, still in order.
-                    buffer.appendleft(pending)
-                    raise
-                except Exception as exc:
-                    self._fail(topic, fut, exc)
-                else:
-                    delivery.add_done_callback(functools.partial(delivered, topic, fut))
+                items = list(buffer)
+                buffer.clear()
+                groups: dict[tuple[str, int], list[_Pending]] = {}
+                for position, item in enumerate(items):
+                    topic, key, value, partition = item[0], item[1], item[2], item[3]
+                    try:
+                        if partition is None or topic not in self._known_topics:
+                            await client.client._wait_on_metadata(topic)
+                            self._known_topics.add(topic)
+                        partition = client._partition(
+                            topic, partition, None, None, key, value
+                        )
+                    except asyncio.CancelledError:
+                        # Nothing of this round was handed over yet except the
+                        # groups below: put everything back, in order.
+                        buffer.extendleft(reversed(items[position:]))
+                        for group in reversed(list(groups.values())):
+                            buffer.extendleft(reversed(group))
+                        raise
+                    except Exception as exc:
+                        self._fail(topic, item[6], exc)
+                        continue
+                    groups.setdefault((topic, partition), []).append(item)
+                for (topic, partition), group in groups.items():
+                    await self._send_group(client, topic, partition, group)
 
-    def _delivered(
+    async def _send_group(
+        self,
+        client: aiokafka.AIOKafkaProducer,
+        topic: str,
+        partition: int,
+        group: list[_Pending],
+    ) -> None:
+        batch = client.create_batch()
+        members: list[tuple[asyncio.Future[RecordMetadata], int, int | None]] = []
+        limit = self.app.conf.producer_max_request_size
+        for item in group:
+            _, key, value, _, timestamp_ms, headers, fut = item
+            size = len(key or b"") + len(value or b"")
+            if headers:
+                size += sum(len(n) + len(v or b"") for n, v in headers)
+            if size > limit:
+                # What aiokafka's send() checks per message: refuse it here.
+                self._fail(
+                    topic,
+                    fut,
+                    MessageSizeTooLargeError(
+                        f"The message is {size} bytes, more than "
+                        f"PRODUCER_MAX_REQUEST_SIZE ({limit})."
+                    ),
+                )
+                continue
+            timestamp = None if timestamp_ms is None else timestamp_ms / 1000
+            meta = batch.append(
+                key=key, value=value, timestamp=timestamp, headers=headers or []
+            )
+            if meta is None and members:
+                await self._ship(client, batch, topic, partition, members)
+                batch, members = client.create_batch(), []
+                meta = batch.append(
+                    key=key, value=value, timestamp=timestamp, headers=headers or []
+                )
+            if meta is None:
+                self._fail(
+                    topic,
+                    fut,
+                    MessageSizeTooLargeError(
+                        f"a message of {len(value or b'') + len(key or b'')} bytes "
+                        "does not fit in a batch (PRODUCER_MAX_BATCH_SIZE)"
+                    ),
+                )
+                batch = client.create_batch()
+                continue
+            members.append((fut, meta.offset, timestamp_ms))
+        if members:
+            await self._ship(client, batch, topic, partition, members)
+
+    async def _ship(
+        self,
+        client: aiokafka.AIOKafkaProducer,
+        batch: Any,
+        topic: str,
+        partition: int,
+        members: list[tuple[asyncio.Future[RecordMetadata], int, int | None]],
+    ) -> None:
+        batch.close()
+        try:
+            delivery = await client.send_batch(batch, topic, partition=partition)
+        except Exception as exc:
+            for fut, _, _ in members:
+                self._fail(topic, fut, exc)
+            return
+        delivery.add_done_callback(
+            functools.partial(self._batch_delivered, topic, partition, members)
+        )
+
+    def _batch_delivered(
         self,
         topic: str,
-        fut: asyncio.Future[RecordMetadata],
+        partition: int,
+        members: list[tuple[asyncio.Future[RecordMetadata], int, int | None]],
         delivery: asyncio.Future[Any],
     ) -> None:
-        """Pass aiokafka's delivery outcome on to the future we handed out."""
-        if fut.done():
-            return
+        """Resolve every caller's future of a delivered (or failed) batch."""
         if delivery.cancelled():
-            fut.cancel()
-        elif (exc := delivery.exception()) is not None:
-            self._fail(topic, fut, exc)
-        else:
-            fut.set_result(delivery.result())
+            for fut, _, _ in members:
+                if not fut.done():
+                    fut.cancel()
+            return
+        exc = delivery.exception()
+        if exc is not None:
+            for fut, _, _ in members:
+                self._fail(topic, fut, exc)
+            return
+        base = delivery.result().offset
+        for fut, relative, timestamp_ms in members:
+            if not fut.done():
+                fut.set_result(
+                    RecordMetadata(topic, partition, base + relative, timestamp_ms)
+                )
 
     def _fail(
         self, topic: str, fut: asyncio.Future[RecordMetadata], exc: BaseException
