@@ -57,6 +57,9 @@ class TableManager(Service, Mapping[str, Table]):
         self.last_recovered = 0
         self.total_recovered = 0
         self._global_follower: asyncio.Future[None] | None = None
+        self._standby_follower: asyncio.Future[None] | None = None
+        #: Changelog records applied to standby copies (for tests and stats).
+        self.standby_applied = 0
         super().__init__()
 
     # -- registry -------------------------------------------------------------
@@ -102,6 +105,9 @@ class TableManager(Service, Mapping[str, Table]):
                 conductor.add_passive(table.changelog_topic_name)
         if any(t.is_global for t in self._tables.values()):
             self._global_follower = self.add_future(self._follow_global_tables())
+        windows = [t.window for t in self._tables.values() if t.window is not None]
+        if any(window.expires is not None for window in windows):
+            self.add_future(self._expire_windows_periodically())
 
     async def on_stop(self) -> None:
         for table in self._tables.values():
@@ -127,20 +133,44 @@ class TableManager(Service, Mapping[str, Table]):
 
     # -- rebalancing ----------------------------------------------------------
 
-    async def on_partitions_assigned(self, assigned: set[TP]) -> None:
-        """Rebuild the assigned table partitions before agents see events."""
+    def standby_topics(self) -> tuple[set[str], int]:
+        """Changelogs that get standby copies, and how many (for the assignor)."""
+        topics = {
+            t.changelog_topic_name for t in self._tables.values() if not t.is_global
+        }
+        return topics, self.app.conf.table_standby_replicas
+
+    async def on_partitions_assigned(
+        self, assigned: set[TP], standby: set[TP] | None = None
+    ) -> None:
+        """Rebuild the assigned table partitions before agents see events.
+
+        Partitions this worker keeps as standby stay in their stores and are
+        followed in the background; a later failover that makes one of them
+        active recovers only what the standby had not applied yet.
+        """
         tables = self._by_changelog()
         if not tables:
             return
+        await self._stop_standby_follower()
         mine: dict[Table, set[int]] = defaultdict(set)
+        copies: dict[TP, Table] = {}
         for tp in assigned:
             table = tables.get(tp.topic)
             if table is not None and not table.is_global:
                 mine[table].add(tp.partition)
+        for tp in standby or ():
+            table = tables.get(tp.topic)
+            if table is not None and not table.is_global:
+                copies[tp] = table
         for table in tables.values():
             if table.is_global:
                 continue
-            for partition in table.store.partitions() - mine.get(table, set()):
+            table.active_partitions = set(mine.get(table, set()))
+            keep = mine.get(table, set()) | {
+                tp.partition for tp, t in copies.items() if t is table
+            }
+            for partition in table.store.partitions() - keep:
                 table.store.drop_partition(partition)
         await self.recover(
             {
@@ -149,6 +179,36 @@ class TableManager(Service, Mapping[str, Table]):
                 for p in partitions
             }
         )
+        if copies:
+            self._standby_follower = self.add_future(self._follow_standbys(copies))
+
+    async def _stop_standby_follower(self) -> None:
+        follower, self._standby_follower = self._standby_follower, None
+        if follower is not None and not follower.done():
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
+
+    async def _follow_standbys(self, copies: Mapping[TP, Table]) -> None:
+        """Keep standby table partitions in step with their changelogs."""
+        offsets = {}
+        for tp, table in copies.items():
+            persisted = table.store.persisted_offset(tp.partition)
+            offsets[tp] = 0 if persisted is None else persisted + 1
+        reader = self.app.transport.create_reader(offsets)
+        await reader.start()
+        logger.info("Following %d standby table partition(s).", len(copies))
+        try:
+            while not self.should_stop:
+                by_tp: dict[TP, list[Any]] = defaultdict(list)
+                for message in await reader.getmany(timeout=1.0):
+                    by_tp[TP(message.topic, message.partition)].append(message)
+                for tp, records in by_tp.items():
+                    copy = copies.get(tp)
+                    if copy is not None:
+                        copy.apply_changelog(tp.partition, records, records[-1].offset)
+                        self.standby_applied += len(records)
+        finally:
+            await reader.stop()
 
     async def recover(self, wanted: Mapping[TP, Table]) -> None:
         """Replay changelog partitions into their stores, from their offsets."""
@@ -177,6 +237,12 @@ class TableManager(Service, Mapping[str, Table]):
             total,
             elapsed,
         )
+        # Windows that expired while the partition was away (or before a
+        # restart) come back with the changelog: delete them now.
+        recovered: dict[Table, set[int]] = defaultdict(set)
+        for tp, table in wanted.items():
+            recovered[table].add(tp.partition)
+        self._expire_windows(recovered)
         for table in set(wanted.values()):
             if table.on_recover is not None:
                 result = table.on_recover()
@@ -263,6 +329,60 @@ class TableManager(Service, Mapping[str, Table]):
                         )
         finally:
             await reader.stop()
+
+    # -- windowed tables --------------------------------------------------------
+
+    async def _expire_windows_periodically(self) -> None:
+        """Delete expired windows every ``TABLE_CLEANUP_INTERVAL`` seconds."""
+        interval = self.app.conf.table_cleanup_interval
+        while not self.should_stop:
+            await self.sleep(interval)
+            if not self.should_stop:
+                self._expire_windows()
+
+    def _expire_windows(
+        self, partitions: Mapping[Table, set[int]] | None = None
+    ) -> int:
+        """Expire windows of every windowed table, or of these table partitions.
+
+        With ``partitions`` (just recovered) the tables read them from the
+        store first. A failure is logged, not raised: expiry is
+        housekeeping, and retried at the next interval.
+        """
+        total = 0
+        for table in self._tables.values():
+            if table.window is None:
+                continue
+            if partitions is not None and table not in partitions:
+                continue
+            try:
+                if partitions is None:
+                    expired = table.expire_windows(self._writable_partitions(table))
+                else:
+                    expired = table.expire_windows(partitions[table], rescan=True)
+            except Exception:
+                logger.exception("Expiring windows of table %r failed", table.name)
+                continue
+            if expired:
+                logger.debug(
+                    "Table %r: %d expired window(s) deleted", table.name, expired
+                )
+            total += expired
+        return total
+
+    def _writable_partitions(self, table: Table) -> set[int] | None:
+        """The partitions of ``table`` this worker writes, so may expire.
+
+        Not the standby copies it keeps: their windows are the active
+        worker's to expire (the tombstones then reach the copies). None for
+        a global table: the table expires the partitions it wrote to.
+        """
+        if table.is_global:
+            return None
+        name = table.changelog_topic_name
+        return {
+            tp.partition for tp in self.app.consumer.assignment() if tp.topic == name
+        }
 
     def reset(self) -> list[str]:
         """Wipe every table's local data (the next start recovers them)."""

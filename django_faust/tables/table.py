@@ -20,13 +20,25 @@ from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
+    Iterable,
     Iterator,
     MutableMapping,
+    Sequence,
 )
 
-from ..exceptions import ImproperlyConfigured, TableWriteError
+from ..exceptions import ImproperlyConfigured, KeyDecodeError, TableWriteError
+from ..serializers import codecs
 from ..stores import Store, by_url
 from ..streams import _current_stream
+from ..windows import (
+    HoppingWindow,
+    Seconds,
+    SlidingWindow,
+    TumblingWindow,
+    Window,
+    WindowRange,
+)
+from .wrappers import WindowWrapper
 
 if TYPE_CHECKING:
     from ..app.base import App
@@ -41,6 +53,13 @@ DELETED = object()
 _ABSENT = object()
 
 
+def _as_tuples(value: Any) -> Any:
+    """``value`` with every list turned into a tuple, however deep."""
+    if isinstance(value, list):
+        return tuple(_as_tuples(item) for item in value)
+    return value
+
+
 class Table(MutableMapping[Any, Any]):
     """A named, partitioned, dict-like table (``app.Table("counts", default=int)``).
 
@@ -53,6 +72,15 @@ class Table(MutableMapping[Any, Any]):
 
     #: Global tables hold every partition on every worker.
     is_global = False
+
+    #: The windows of a windowed table (see `using_window`), else None.
+    window: Window | None = None
+    # Windowed tables only, made by `using_window`:
+    #: The latest timestamp written, by partition; expiry is relative to it.
+    _latest_timestamps: dict[int, float]
+    #: partition -> window start -> keys with that window; lets expiry find
+    #: expired windows without reading the store. Kept only with ``expires``.
+    _window_keys: dict[int, dict[float, set[Any]]]
 
     def __init__(
         self,
@@ -100,6 +128,9 @@ class Table(MutableMapping[Any, Any]):
         self.value_serializer = value_serializer
         self._changelog_topic = changelog_topic
         self._store: Store | None = None
+        #: Partitions this worker serves; None until the first assignment
+        #: (and always for global tables): every local partition.
+        self.active_partitions: set[int] | None = None
         #: Changes since the last flush: partition -> key -> value (or DELETED).
         self._pending: dict[int, dict[Any, Any]] = {}
 
@@ -145,7 +176,9 @@ class Table(MutableMapping[Any, Any]):
                 self.name,
                 directory=conf.appdir / "tables",
                 encode_key=topic.encode_key,
-                decode_key=topic.decode_key,
+                decode_key=(
+                    topic.decode_key if self.window is None else self._decode_window_key
+                ),
                 encode_value=topic.encode_value,
                 decode_value=topic.decode_value,
             )
@@ -176,7 +209,18 @@ class Table(MutableMapping[Any, Any]):
         if stream is not None and stream._message is not None:
             partition: int = stream._message.partition
             return partition
-        return self.store.find_partition(key)
+        found = self.store.find_partition(key)
+        active = self.active_partitions
+        if found is not None and active is not None and found not in active:
+            return None  # a standby copy: the key is served by its owner
+        return found
+
+    def _partitions(self) -> Sequence[int | None]:
+        """The partitions this worker serves (all local ones when unknown)."""
+        active = self.active_partitions
+        if active is None:
+            return [None]
+        return sorted(active)
 
     # -- mapping ------------------------------------------------------------------
 
@@ -212,20 +256,22 @@ class Table(MutableMapping[Any, Any]):
         return partition is not None and self.store.contains(partition, key)
 
     def __iter__(self) -> Iterator[Any]:
-        return self.store.keys()
+        for partition in self._partitions():
+            yield from self.store.keys(partition)
 
     def __len__(self) -> int:
-        return self.store.count()
+        return sum(self.store.count(p) for p in self._partitions())
 
     def items(self) -> Iterator[tuple[Any, Any]]:  # type: ignore[override]
-        """Every local ``(key, value)``, without a lookup per key."""
-        return self.store.items()
+        """Every ``(key, value)`` this worker serves, without a lookup per key."""
+        for partition in self._partitions():
+            yield from self.store.items(partition)
 
     def values(self) -> Iterator[Any]:  # type: ignore[override]
-        return (value for _, value in self.store.items())
+        return (value for _, value in self.items())
 
     def as_dict(self) -> dict[Any, Any]:
-        return dict(self.store.items())
+        return dict(self.items())
 
     # -- changelog -----------------------------------------------------------------
 
@@ -270,6 +316,229 @@ class Table(MutableMapping[Any, Any]):
         self.store.apply_changelog(
             partition, [(m.key, m.value) for m in records], last_offset
         )
+
+    # -- windowed tables -----------------------------------------------------------
+
+    def tumbling(self, size: Seconds, expires: Seconds | None = None) -> WindowWrapper:
+        """Keep values per back-to-back window of ``size`` seconds."""
+        return self.using_window(TumblingWindow(size, expires))
+
+    def hopping(
+        self, size: Seconds, step: Seconds, expires: Seconds | None = None
+    ) -> WindowWrapper:
+        """Keep values per window of ``size`` seconds, one starting every ``step``."""
+        return self.using_window(HoppingWindow(size, step, expires))
+
+    def sliding(
+        self, before: Seconds, after: Seconds, expires: Seconds | None = None
+    ) -> WindowWrapper:
+        """Keep values per window around each event's time."""
+        return self.using_window(SlidingWindow(before, after, expires))
+
+    def using_window(self, window: Window) -> WindowWrapper:
+        """Make this a windowed table; the wrapper to read and write it through.
+
+        Values are stored under ``(key, window_start)``, one entry and one
+        changelog record per key and window. A table has one kind of
+        window: its stored keys only make sense for that window, so asking
+        for another is refused (declare another table instead).
+        """
+        if self.window is None:
+            self.window = window
+            self._latest_timestamps = {}
+            self._window_keys = {}
+            if self._store is not None:
+                self._store.decode_key = self._decode_window_key
+        elif repr(self.window) != repr(window):
+            raise ImproperlyConfigured(
+                f"Table {self.name!r} is already windowed by {self.window!r}; it "
+                f"cannot also use {window!r}. Declare another table."
+            )
+        return WindowWrapper(self)
+
+    def _window_or_error(self) -> Window:
+        if self.window is None:
+            raise ImproperlyConfigured(
+                f"Table {self.name!r} is not windowed; use .tumbling(), "
+                ".hopping() or .sliding()."
+            )
+        return self.window
+
+    def _live_windows(self, partition: int, timestamp: float) -> list[WindowRange]:
+        """The unexpired windows containing ``timestamp``; notes the timestamp.
+
+        A window that has already expired is left out rather than written
+        again: it would come back with only the late events in it, and
+        expire again at the next cleanup.
+        """
+        window = self._window_or_error()
+        latest = self._latest_timestamps.get(partition)
+        if latest is None or timestamp > latest:
+            latest = self._latest_timestamps[partition] = timestamp
+        return [r for r in window.ranges(timestamp) if not window.stale(r, latest)]
+
+    def _window_value(self, partition: int | None, key: Any, start: float) -> Any:
+        """The value of one window; ``default()`` or KeyError when missing."""
+        if partition is not None:
+            value = self.store.get(partition, (key, start), _ABSENT)
+            if value is not _ABSENT:
+                return value
+        if self.default is None:
+            raise KeyError(key)
+        return self.default()
+
+    def _set_window(self, partition: int, key: Any, start: float, value: Any) -> None:
+        stored = (key, start)
+        self.store.set(partition, stored, value)
+        self._pending.setdefault(partition, {})[stored] = value
+        window = self.window
+        if window is not None and window.expires is not None:
+            starts = self._window_keys.setdefault(partition, {})
+            keys = starts.get(start)
+            if keys is None:
+                keys = starts[start] = set()
+            keys.add(key)
+
+    def _apply_window_op(
+        self, key: Any, op: Callable[[Any, Any], Any], value: Any, timestamp: float
+    ) -> None:
+        """``window = op(window, value)`` for each live window of ``timestamp``."""
+        partition = self._write_partition()
+        starts = [r.start for r in self._live_windows(partition, timestamp)]
+        # Every result first: an error leaves no window half updated.
+        results = [
+            op(self._window_value(partition, key, start), value) for start in starts
+        ]
+        for start, result in zip(starts, results, strict=True):
+            self._set_window(partition, key, start, result)
+
+    def _set_windowed(self, key: Any, value: Any, timestamp: float) -> None:
+        partition = self._write_partition()
+        for window_range in self._live_windows(partition, timestamp):
+            self._set_window(partition, key, window_range.start, value)
+
+    def _del_windowed(self, key: Any, timestamp: float) -> None:
+        partition = self._write_partition()
+        for window_range in self._window_or_error().ranges(timestamp):
+            self._delete_in(partition, (key, window_range.start))
+
+    def _windowed_get(self, key: Any, timestamp: float) -> Any:
+        """The value of the latest window containing ``timestamp``; no write."""
+        start = self._window_or_error().current(timestamp).start
+        return self._window_value(self._read_partition((key, start)), key, start)
+
+    def _windowed_contains(self, key: Any, timestamp: float) -> bool:
+        start = self._window_or_error().current(timestamp).start
+        return (key, start) in self
+
+    def _delete_in(self, partition: int, key: Any) -> bool:
+        """Delete ``key`` from ``partition`` and send a tombstone; False if absent.
+
+        For the table's own housekeeping (expiring windows), which runs
+        outside any event and so names the partition itself. The tombstone
+        goes with the other pending changes: flushed before the next commit.
+        """
+        try:
+            self.store.delete(partition, key)
+        except KeyError:
+            return False
+        self._pending.setdefault(partition, {})[key] = DELETED
+        return True
+
+    def expire_windows(
+        self, partitions: Iterable[int] | None = None, *, rescan: bool = False
+    ) -> int:
+        """Delete the expired windows of ``partitions``; how many were deleted.
+
+        A window has expired when it ended more than ``expires`` seconds
+        before the latest timestamp written in its partition; each one is
+        deleted from the store and tombstoned in the changelog.
+        ``partitions`` defaults to those the table has written windows to.
+
+        ``rescan`` reads the partitions from the store first, to learn the
+        windows this process did not write itself: after a recovery the
+        store holds windows from the changelog. The latest timestamp of a
+        recovered partition is taken to be the least its newest window
+        implies (the start of it, or the event time for sliding windows), so
+        expiry after a restart may lag a little, never run ahead.
+        """
+        window = self.window
+        if window is None or window.expires is None:
+            return 0
+        for gone in set(self._window_keys) - self.store.partitions():
+            # Assigned away: its windows are another worker's to expire.
+            del self._window_keys[gone]
+        if partitions is None:
+            partitions = set(self._window_keys)
+        expired = 0
+        for partition in sorted(partitions):
+            if rescan:
+                self._index_windows(partition)
+            latest = self._latest_timestamps.get(partition)
+            starts = self._window_keys.get(partition)
+            if latest is None or not starts:
+                continue
+            # Windows of one table all have the same length: the oldest
+            # start ends first, so stop at the first window still alive.
+            for start in sorted(starts):
+                if not window.stale(start, latest):
+                    break
+                for key in starts.pop(start):
+                    expired += self._delete_in(partition, (key, start))
+        return expired
+
+    def _index_windows(self, partition: int) -> None:
+        """Rebuild ``partition``'s window index (and latest time) from the store."""
+        window = self._window_or_error()
+        starts: dict[float, set[Any]] = {}
+        for stored in self.store.keys(partition):
+            if isinstance(stored, tuple) and len(stored) == 2:
+                key, start = stored
+                if isinstance(start, float):
+                    starts.setdefault(start, set()).add(key)
+        self._window_keys[partition] = starts
+        if starts:
+            newest = max(starts)
+            if isinstance(window, SlidingWindow):
+                newest += window.before  # the window's own event time
+            latest = self._latest_timestamps.get(partition)
+            if latest is None or newest > latest:
+                self._latest_timestamps[partition] = newest
+
+    def _decode_window_key(self, data: bytes | None) -> Any:
+        """Decode a stored key of a windowed table back to ``(key, start)``.
+
+        The key codec writes the tuple as an array (JSON has no tuples), and
+        a plain decode would give back a list: unhashable, and not equal to
+        the tuple the table wrote. So the array is taken apart here: the key
+        part goes through the table's own key decoder (``key_type`` still
+        applies), the start becomes a float again, and any list left in the
+        key becomes a tuple (a key must be hashable, so it was one).
+        """
+        if data is None:
+            return None
+        topic = self.changelog_topic
+        codec = codecs.get_codec(self.key_serializer or "json")
+        try:
+            raw = codec.loads(data)
+            if (
+                isinstance(raw, list)
+                and len(raw) == 2
+                and isinstance(raw[1], int | float)
+                and not isinstance(raw[1], bool)
+            ):
+                key = topic.decode_key(codec.dumps(raw[0]))
+                return (_as_tuples(key), float(raw[1]))
+            # Not a window key (written before the table was windowed?):
+            # return it as decoded, hashable.
+            return _as_tuples(topic.decode_key(data))
+        except KeyDecodeError:
+            raise
+        except Exception as exc:
+            raise KeyDecodeError(
+                f"Table {self.name!r}: cannot decode the windowed key {data!r}: {exc}",
+                topic=topic.get_topic_name(),
+            ) from exc
 
 
 class GlobalTable(Table):

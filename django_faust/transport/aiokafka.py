@@ -56,6 +56,7 @@ from aiokafka.structs import TopicPartition
 from ..exceptions import ImproperlyConfigured
 from ..types import TP, MessageT, RecordMetadata
 from ..utils.urls import parse_url
+from .assignment import assign_partitions, assign_standbys
 from .base import Consumer, PartitionReader, Producer, Transport
 
 if TYPE_CHECKING:
@@ -135,84 +136,6 @@ def _ms(seconds: float) -> int:
 # -- partition assignment ------------------------------------------------------
 
 
-def assign_partitions(
-    subscriptions: Mapping[str, Collection[str]],
-    partition_counts: Mapping[str, int],
-    copartitioned: Iterable[Collection[str]] | None = None,
-) -> dict[str, dict[str, list[int]]]:
-    """Spread partitions over members, keeping co-partitioned topics together.
-
-    ``subscriptions`` maps member id -> topics it reads; ``partition_counts``
-    topic -> number of partitions. Topics are assigned in *groups*: partition
-    *p* of every topic in a group goes to the same member, which is what a
-    table needs (its changelog partition lives with its source partition).
-    Without ``copartitioned``, topics with the same partition count (read by
-    the same members) form a group; with it, only the groups it lists do, and
-    every other topic is assigned on its own.
-
-    Each (group, partition) goes to the least loaded member that reads the
-    group's topics, ties broken by member id, so partitions go round-robin
-    and the result depends only on the input. Returns member id -> topic ->
-    sorted partitions (every member has an entry, maybe empty).
-    """
-    members = sorted(subscriptions)
-    readers: dict[str, tuple[str, ...]] = {}
-    for topic in sorted({t for topics in subscriptions.values() for t in topics}):
-        if partition_counts.get(topic, 0) > 0:
-            readers[topic] = tuple(m for m in members if topic in subscriptions[m])
-    groups = _topic_groups(readers, partition_counts, copartitioned)
-
-    assignment: dict[str, dict[str, list[int]]] = {m: {} for m in members}
-    load = dict.fromkeys(members, 0)
-    rank = {member: i for i, member in enumerate(members)}
-    for group in groups:
-        eligible = readers[group[0]]
-        for partition in range(partition_counts[group[0]]):
-            owner = min(eligible, key=lambda m: (load[m], rank[m]))
-            load[owner] += len(group)
-            for topic in group:
-                assignment[owner].setdefault(topic, []).append(partition)
-    return assignment
-
-
-def _topic_groups(
-    readers: Mapping[str, tuple[str, ...]],
-    counts: Mapping[str, int],
-    copartitioned: Iterable[Collection[str]] | None,
-) -> list[list[str]]:
-    """The topics to assign together, each group in a stable order."""
-    buckets: dict[tuple[int, tuple[str, ...]], list[str]] = {}
-    if copartitioned is None:
-        for topic in readers:
-            buckets.setdefault((counts[topic], readers[topic]), []).append(topic)
-        return sorted(buckets.values())
-
-    groups: list[list[str]] = []
-    placed: set[str] = set()
-    for declared in copartitioned:
-        topics = sorted(t for t in set(declared) if t in readers and t not in placed)
-        if not topics:
-            continue
-        sizes = {topic: counts[topic] for topic in topics}
-        if len(set(sizes.values())) > 1:
-            logger.error(
-                "Topics %s must be co-partitioned but have different partition "
-                "counts (%s): assigning each on its own, so a table and its "
-                "source may end up on different workers. Recreate them with "
-                "the same number of partitions.",
-                ", ".join(topics),
-                ", ".join(f"{t}={n}" for t, n in sizes.items()),
-            )
-            continue
-        placed.update(topics)
-        by_readers: dict[tuple[str, ...], list[str]] = {}
-        for topic in topics:
-            by_readers.setdefault(readers[topic], []).append(topic)
-        groups.extend(by_readers.values())
-    groups.extend([topic] for topic in readers if topic not in placed)
-    return sorted(groups)
-
-
 @dataclass(frozen=True)
 class GroupAssignment:
     """What the last rebalance told this member about the whole group.
@@ -226,6 +149,8 @@ class GroupAssignment:
     leader_id: str | None = None
     urls: Mapping[str, str] = field(default_factory=dict)
     partitions: Mapping[str, frozenset[TP]] = field(default_factory=dict)
+    #: member id -> changelog partitions it keeps a standby copy of.
+    standbys: Mapping[str, frozenset[TP]] = field(default_factory=dict)
 
     @property
     def is_leader(self) -> bool:
@@ -267,9 +192,11 @@ class PartitionAssignor(AbstractPartitionAssignor):
         self,
         url: str,
         copartitioned: Callable[[], Iterable[Collection[str]] | None] | None = None,
+        standby: Callable[[], tuple[Collection[str], int]] | None = None,
     ) -> None:
         self.url = url
         self.copartitioned = copartitioned
+        self.standby = standby
         self.token = uuid.uuid4().hex
         self.group = GroupAssignment()
 
@@ -301,6 +228,10 @@ class PartitionAssignor(AbstractPartitionAssignor):
             counts[topic] = len(partitions)
         declared = self.copartitioned() if self.copartitioned is not None else None
         table = assign_partitions(subscriptions, counts, declared)
+        standby_topics, replicas = (
+            self.standby() if self.standby is not None else ((), 0)
+        )
+        standbys = assign_standbys(table, standby_topics, replicas)
 
         leaders = [m for m in sorted(members) if infos[m].get("token") == self.token]
         leader = leaders[0] if leaders else None
@@ -319,6 +250,7 @@ class PartitionAssignor(AbstractPartitionAssignor):
             "leader": leader,
             "urls": urls,
             "assignments": table,
+            "standbys": standbys,
         }
         Assignment = ConsumerProtocolMemberAssignment.Assignment
         return {
@@ -344,12 +276,20 @@ class PartitionAssignor(AbstractPartitionAssignor):
                 partitions[member] = frozenset(
                     TP(topic, p) for topic, parts in topics.items() for p in parts
                 )
+        standbys: dict[str, frozenset[TP]] = {}
+        copies = info.get("standbys")
+        if isinstance(copies, dict):
+            for member, topics in copies.items():
+                standbys[member] = frozenset(
+                    TP(topic, p) for topic, parts in topics.items() for p in parts
+                )
         urls = info.get("urls")
         self.group = GroupAssignment(
             member_id=info.get("member"),
             leader_id=info.get("leader"),
             urls=dict(urls) if isinstance(urls, dict) else {},
             partitions=partitions,
+            standbys=standbys,
         )
 
 
@@ -405,6 +345,7 @@ class AIOKafkaConsumer(Consumer):
         self.assignor = PartitionAssignor(
             f"http://{conf.web_host}:{conf.web_port}/",
             getattr(self.app, "assignor_copartitioned_groups", None),
+            self.app.tables.standby_topics,
         )
         self.max_poll_records = conf.broker_max_poll_records or DEFAULT_MAX_POLL_RECORDS
         self._consumer: aiokafka.AIOKafkaConsumer | None = None
@@ -507,6 +448,12 @@ class AIOKafkaConsumer(Consumer):
 
     def is_leader(self) -> bool:
         return self._consumer is not None and self.assignor.group.is_leader
+
+    def standby_assignment(self) -> set[TP]:
+        group = self.assignor.group
+        if group.member_id is None:
+            return set()
+        return set(group.standbys.get(group.member_id, frozenset()))
 
     @property
     def group(self) -> GroupAssignment:

@@ -151,6 +151,10 @@ class Consumer(Service, abc.ABC):
         """Whether this member leads the consumer group (runs leader timers)."""
         return True
 
+    def standby_assignment(self) -> set[TP]:
+        """Changelog partitions this member keeps a standby copy of."""
+        return set()
+
     # -- lifecycle ------------------------------------------------------------
 
     async def on_start(self) -> None:
@@ -270,7 +274,9 @@ class Consumer(Service, abc.ABC):
         changelogs = [tp for tp in assigned if tp.topic in passive]
         if changelogs:
             self.pause(*changelogs)
-        await self.app.tables.on_partitions_assigned(assigned)
+        await self.app.tables.on_partitions_assigned(
+            assigned, self.standby_assignment()
+        )
         for tp in assigned:
             if tp.topic in passive:
                 continue

@@ -22,6 +22,7 @@ from aiokafka.partitioner import murmur2
 
 from ..exceptions import ImproperlyConfigured
 from ..types import TP, Message, MessageT, RecordMetadata
+from .assignment import assign_partitions, assign_standbys
 from .base import Consumer, PartitionReader, Producer, Transport
 
 if TYPE_CHECKING:
@@ -139,12 +140,19 @@ class MemoryBroker:
                 fut.set_result(None)
 
     async def wait_for_data(self, timeout: float) -> None:
+        """Wait until something is appended (or ``timeout`` passes).
+
+        `asyncio.wait`, not `asyncio.wait_for`: on Python 3.11 the latter can
+        swallow a cancellation that arrives as the future completes, which
+        left cancelled readers looping forever.
+        """
         fut = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
         try:
-            await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            pass
+            await asyncio.wait({fut}, timeout=timeout)
+        finally:
+            if not fut.done():
+                fut.cancel()
 
     def read(self, tp: TP, offset: int, max_records: int) -> list[Message]:
         logs = self.logs.get(tp.topic)
@@ -167,22 +175,25 @@ class MemoryBroker:
             self._rebalance(consumer.group_id)
 
     def _rebalance(self, group_id: str) -> None:
-        """Range assignment per topic over the members that read it."""
+        """Assign as the Kafka assignor does, standbys included."""
         members = self.groups.get(group_id, [])
-        assignment: dict[MemoryConsumer, set[TP]] = {m: set() for m in members}
-        topics = sorted({t for m in members for t in m.topics if t in self.logs})
-        for topic in topics:
-            readers = [m for m in members if topic in m.topics]
-            n = self.partitions(topic)
-            per, extra = divmod(n, len(readers))
-            start = 0
-            for i, member in enumerate(readers):
-                count = per + (1 if i < extra else 0)
-                for p in range(start, start + count):
-                    assignment[member].add(TP(topic, p))
-                start += count
-        for member, tps in assignment.items():
-            member._set_assignment(tps)
+        ids = {f"{i:06d}": m for i, m in enumerate(members)}
+        subscriptions = {
+            mid: {t for t in m.topics if t in self.logs} for mid, m in ids.items()
+        }
+        counts = {
+            t: self.partitions(t) for subs in subscriptions.values() for t in subs
+        }
+        active = assign_partitions(subscriptions, counts)
+        standbys: dict[str, dict[str, list[int]]] = {mid: {} for mid in ids}
+        if members:
+            topics, replicas = members[0].app.tables.standby_topics()
+            standbys = assign_standbys(active, topics, replicas)
+        for mid, member in ids.items():
+            member._set_assignment(
+                {TP(t, p) for t, ps in active[mid].items() for p in ps},
+                {TP(t, p) for t, ps in standbys[mid].items() for p in ps},
+            )
         self._wake()
 
 
@@ -199,6 +210,7 @@ class MemoryConsumer(Consumer):
         self._positions: dict[TP, int] = {}
         self._paused: set[TP] = set()
         self._leader = False
+        self._standbys: set[TP] = set()
 
     async def subscribe(self, topics: Iterable[str]) -> None:
         if self.should_stop:
@@ -211,8 +223,9 @@ class MemoryConsumer(Consumer):
         # its new assignment inside the fetch loop, never concurrently with it.
         self.broker.join(self)
 
-    def _set_assignment(self, tps: set[TP]) -> None:
+    def _set_assignment(self, tps: set[TP], standbys: set[TP] | None = None) -> None:
         self._target = set(tps)
+        self._standbys = set(standbys or ())
         members = self.broker.groups.get(self.group_id, [])
         self._leader = bool(members) and members[0] is self
 
@@ -292,6 +305,9 @@ class MemoryConsumer(Consumer):
 
     def is_leader(self) -> bool:
         return self._leader
+
+    def standby_assignment(self) -> set[TP]:
+        return set(self._standbys)
 
     async def on_stop(self) -> None:
         await super().on_stop()

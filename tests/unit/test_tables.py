@@ -217,3 +217,39 @@ async def test_recovery_callbacks_and_reset(store):
         assert len(seen) == 1  # the one changelog record of key "x"
     assert again.tables.reset() == ["counts"]
     assert len(table) == 0
+
+
+async def test_standby_copies_make_a_failover_recover_almost_nothing(store):
+    # TABLE_STANDBY_REPLICAS defaults to 1: each worker keeps a warm copy of
+    # the other's table partitions.
+    one, topic, counts_one = counting_app("tsb", None, store, datadir="one")
+    two, _, counts_two = counting_app("tsb", one.conf.broker_url, store, datadir="two")
+    keys = [f"k{i}" for i in range(40)]
+    async with running(one):
+        async with running(two):
+            await wait_for(
+                lambda: (
+                    len(one.consumer.assignment()) == 4
+                    and len(two.consumer.assignment()) == 4
+                )
+            )
+            assert len(one.consumer.standby_assignment()) == 2
+            assert not one.consumer.standby_assignment() & one.consumer.assignment()
+            for i in range(400):
+                await topic.send(key=keys[i % 40], value=i)
+            await wait_for(
+                lambda: sum(counts_one.values()) + sum(counts_two.values()) == 400
+            )
+            await one.consumer.commit()
+            await two.consumer.commit()
+            # one's standby copies caught up with two's changelog partitions.
+            copies = {tp.partition for tp in one.consumer.standby_assignment()}
+            expected = sum(
+                1 for m in log_of(one, "tsb-counts-changelog") if m.partition in copies
+            )
+            await wait_for(lambda: one.tables.standby_applied == expected)
+        await wait_for(lambda: len(one.consumer.assignment()) == 8)
+        await wait_for(lambda: one.tables.recovered.is_set())
+        # Taking over replayed (almost) nothing: the copies were warm.
+        assert one.tables.last_recovered <= 5
+        assert dict(counts_one.items()) == dict.fromkeys(keys, 10)
