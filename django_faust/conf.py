@@ -674,10 +674,11 @@ class Settings:
     processing_guarantee: Setting[str] = Setting(
         str,
         default="at_least_once",
-        choices=("at_least_once", "exactly_once"),
-        help="'at_least_once' may process a message again after a crash; "
-        "'exactly_once' uses Kafka transactions so each result is committed "
-        "once.",
+        choices=("at_least_once",),
+        help="'at_least_once': nothing is committed before it is processed, "
+        "and a message may be processed again after a crash. "
+        "'exactly_once' (Kafka transactions) is not implemented yet and is "
+        "refused rather than silently downgraded.",
     )
 
     stream_buffer_maxsize: Setting[int] = Setting(

@@ -612,7 +612,7 @@ VALUE_ERRORS: list[tuple[str, Any, str]] = [
     ("TOPIC_REPLICATION_FACTOR", 0, "must be at least 1, got 0"),
     ("KEY_SERIALIZER", "", "must not be empty"),
     ("VALUE_SERIALIZER", "", "must not be empty"),
-    ("PROCESSING_GUARANTEE", "exactly-once", "must be one of 'at_least_once', "),
+    ("PROCESSING_GUARANTEE", "exactly_once", "must be one of 'at_least_once';"),
     ("STREAM_BUFFER_MAXSIZE", 0, "must be at least 1, got 0"),
     ("CONSUMER_AUTO_OFFSET_RESET", "smallest", "'earliest', 'latest'; got"),
     ("CONSUMER_MAX_FETCH_SIZE", 0, "must be at least 1, got 0"),
@@ -645,9 +645,9 @@ def test_value_errors(key: str, value: Any, message: str) -> None:
 
 
 def test_choice_errors_suggest_the_closest_choice() -> None:
-    assert problems_of({"PROCESSING_GUARANTEE": "exactly-once"}) == [
-        "FAUST[\"PROCESSING_GUARANTEE\"] must be one of 'at_least_once', "
-        "'exactly_once'; got 'exactly-once'; did you mean 'exactly_once'?"
+    assert problems_of({"CONSUMER_AUTO_OFFSET_RESET": "lates"}) == [
+        "FAUST[\"CONSUMER_AUTO_OFFSET_RESET\"] must be one of 'earliest', "
+        "'latest'; got 'lates'; did you mean 'latest'?"
     ]
     (problem,) = find_problems({"CONSUMER_AUTO_OFFSET_RESET": "none"})
     assert problem.hint == ""
@@ -667,7 +667,7 @@ def test_valid_values_are_accepted() -> None:
         "BROKER_MAX_POLL_RECORDS": 500,
         "STORE": "rocksdb://",
         "DATADIR": Path("/srv/{appid}"),
-        "PROCESSING_GUARANTEE": "exactly_once",
+        "PROCESSING_GUARANTEE": "at_least_once",
         "CONSUMER_AUTO_OFFSET_RESET": "latest",
         "PRODUCER_ACKS": 0,
         "PRODUCER_COMPRESSION_TYPE": "zstd",
