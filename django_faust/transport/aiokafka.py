@@ -353,6 +353,10 @@ class AIOKafkaConsumer(Consumer):
         self._topics: frozenset[str] = frozenset()
         self._subscribe_lock = asyncio.Lock()
         self._committed_now: dict[TP, int | None] | None = None
+        #: Clear while a rebalance is handled; bumped by every assignment.
+        self._ready = asyncio.Event()
+        self._ready.set()
+        self._generation = 0
 
     def _client(self) -> aiokafka.AIOKafkaConsumer:
         consumer = self._consumer
@@ -411,12 +415,24 @@ class AIOKafkaConsumer(Consumer):
                 consumer.subscribe(topics=sorted(topics), listener=self._listener)
             else:
                 consumer.unsubscribe()
+                self._ready.set()  # no assignment will follow
 
     async def _revoked(self, revoked: set[TP]) -> None:
+        # From here until the new assignment is recovered, nothing fetched is
+        # handed out (see getmany).
+        self._ready.clear()
         # Only what the engine still holds: `subscribe` may have let go first.
         await self.on_partitions_revoked({tp for tp in revoked if tp in self.trackers})
 
     async def _assigned(self, assigned: set[TP]) -> None:
+        self._ready.clear()
+        self._generation += 1
+        try:
+            await self._assign(assigned)
+        finally:
+            self._ready.set()
+
+    async def _assign(self, assigned: set[TP]) -> None:
         consumer = self._client()
         tps = sorted(assigned)
         # One request per partition (the only public API), sent concurrently.
@@ -459,10 +475,48 @@ class AIOKafkaConsumer(Consumer):
     # -- fetching and committing -----------------------------------------------
 
     async def getmany(self, timeout: float) -> Mapping[TP, Sequence[MessageT]]:
+        """Fetched batches, never while a rebalance is being handled.
+
+        aiokafka runs the rebalance listener in its coordinator task and may
+        return records from ``getmany`` meanwhile. Records fetched across a
+        rebalance (it started or finished during the call) are given back:
+        the positions go back to the committed offsets the new assignment
+        starts from, and nothing is handed out until the assignment,
+        including table recovery, is complete.
+        """
         consumer = self._consumer
         if consumer is None:
             await asyncio.sleep(timeout)
             return {}
+        if not self._ready.is_set():
+            await self._ready.wait()
+        generation = self._generation
+        records = await self._fetch(consumer, timeout)
+        if generation != self._generation or not self._ready.is_set():
+            await self._ready.wait()
+            await self._rewind(records)
+            return {}
+        return records
+
+    async def _rewind(self, records: Mapping[TP, Sequence[MessageT]]) -> None:
+        consumer = self._client()
+        assigned = consumer.assignment()
+        for tp, batch in records.items():
+            ktp = TopicPartition(tp.topic, tp.partition)
+            if ktp not in assigned or not batch:
+                continue
+            tracker = self.trackers.get(tp)
+            committed = tracker.committed if tracker is not None else None
+            if committed is not None:
+                consumer.seek(ktp, committed)
+            elif self.app.conf.consumer_auto_offset_reset == "earliest":
+                await consumer.seek_to_beginning(ktp)
+            else:
+                consumer.seek(ktp, batch[0].offset)
+
+    async def _fetch(
+        self, consumer: aiokafka.AIOKafkaConsumer, timeout: float
+    ) -> Mapping[TP, Sequence[MessageT]]:
         try:
             records = await consumer.getmany(
                 timeout_ms=_ms(timeout), max_records=self.max_poll_records

@@ -177,8 +177,11 @@ class Consumer(Service, abc.ABC):
                     continue
                 tracker = trackers.get(tp)
                 if tracker is None:
-                    # Drivers assign before they fetch; never drop records.
-                    tracker = trackers[tp] = PartitionTracker(tp)
+                    # Not (or no longer) ours: never hand it to an agent.
+                    logger.debug(
+                        "Dropping %d records of unassigned %s", len(messages), tp
+                    )
+                    continue
                 batch = Batch(tp, messages)
                 tracker.add(batch)
                 self.messages_received += len(messages)
