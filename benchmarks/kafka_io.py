@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -21,14 +21,16 @@ from common import PARTITIONS, key_sequence, make_event
 READ_TIMEOUT = 120.0
 
 
-async def create_topics(bootstrap: str, *names: str) -> None:
+async def create_topics(
+    bootstrap: str, *names: str, config: Mapping[str, str] | None = None
+) -> None:
     """Create topics with `PARTITIONS` partitions each (never auto-created)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         # Tansu describes only the configs a topic was created with, and
         # quixstreams' W3 derives its changelog's retention from the input's.
-        config = {"retention.ms": "-1"}
+        config = {"retention.ms": "-1", **(config or {})}
         topics = [NewTopic(name, PARTITIONS, 1, topic_configs=config) for name in names]
         await admin.create_topics(topics)
     finally:
@@ -54,12 +56,19 @@ async def delete_topics(bootstrap: str, *names: str) -> None:
 
 
 async def produce_input(bootstrap: str, topic: str, events: int) -> float:
-    """Fill ``topic`` with the input; returns the produce rate (events/s).
+    """Fill ``topic`` with the input; returns the produce rate (events/s)."""
+    return await produce_records(bootstrap, topic, encoded_events(events))
+
+
+async def produce_records(
+    bootstrap: str, topic: str, records: Sequence[tuple[bytes, bytes]]
+) -> float:
+    """Produce ``records`` (key, value) to ``topic``; the rate (records/s).
 
     Records go in big batches built per partition (aiokafka's default key
     partitioner), so filling the topic takes little of the run's time.
     """
-    records = encoded_events(events)
+    events = len(records)
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, max_batch_size=256 * 1024, acks=1
     )
@@ -132,9 +141,16 @@ class ChangelogCheck:
         self.latest: dict[str, int] = {}
 
     def visit(self, key: bytes | None, raw: bytes | None) -> None:
-        """Take one changelog record into account (later ones win)."""
+        """Take one changelog record into account (later ones win).
+
+        Keys may be the key's bytes (raw row) or JSON (django-faust's tables
+        encode keys with their ``json`` serializer: ``b'"k0001"'``).
+        """
         self.records += 1
-        self.latest[(key or b"").decode()] = int(json.loads(raw or b"0"))
+        name = (key or b"").decode()
+        if name.startswith('"'):
+            name = json.loads(name)
+        self.latest[name] = int(json.loads(raw or b"0"))
 
     def verify(self, expected: Counter[str]) -> list[str]:
         """What is wrong with the changelog compared with ``expected``."""

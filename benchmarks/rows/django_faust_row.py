@@ -12,7 +12,16 @@ committed every `COMMIT_INTERVAL` seconds.
   idiomatic ways (a ``sink=[output]`` would lose the key, and
   ``await output.send(...)`` costs a coroutine per event). After the last
   event the agent awaits ``app.producer.flush()`` (every record acked).
-* W3: n/a until django-faust's tables are ready.
+* W3: ``counts = app.Table("counts", default=int)`` and, per event,
+  ``counts[value["key"]] += 1`` (the ``key`` field, as the other rows
+  count). The table records each change in its changelog
+  ``<app id>-counts-changelog``, coalesced per key between commits. After
+  the last event the agent awaits ``app.consumer.commit()`` (which sends the
+  pending changelog records, waits for the broker, then commits) and
+  ``app.tables.flush()`` (a no-op unless the commit found no offset to
+  commit): the timed section ends with every change in the changelog.
+  ``BENCH_DJANGO_FAUST_STORE=rocksdb`` keeps the table in RocksDB
+  (``rocksdb://``, in a temporary DATADIR) instead of memory.
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
+import tempfile
 from typing import Any
 
 from common import (
@@ -40,9 +51,11 @@ from django_faust.testing import make_app, running
 
 #: ``send_soon`` (default) or ``send`` (``await topic.send()``), for W2.
 SEND = os.environ.get("BENCH_DJANGO_FAUST_SEND", "send_soon")
+#: Table store of W3: ``memory`` (default) or ``rocksdb``.
+STORE = os.environ.get("BENCH_DJANGO_FAUST_STORE", "memory")
 
 
-def build_app(args: RowArgs) -> Any:
+def build_app(args: RowArgs, **options: Any) -> Any:
     """The app, with settings as in every row."""
     return make_app(
         f"bench-{args.group}",
@@ -54,6 +67,7 @@ def build_app(args: RowArgs) -> Any:
         broker_heartbeat_interval=SESSION_TIMEOUT_MS / 3000,
         producer_linger=LINGER_MS / 1000,
         topic_partitions=PARTITIONS,
+        **options,
     )
 
 
@@ -106,35 +120,68 @@ def add_transformer(app: Any, source: Any, output: Any, progress: Progress) -> N
                 progress.finish()
 
 
-async def run_async(args: RowArgs) -> RowResult:
+def add_table_counter(app: Any, source: Any, table: Any, progress: Progress) -> None:
+    """W3: count per key in a changelogged table."""
+
+    @app.agent(source)
+    async def count(stream: Any) -> None:
+        async for value in stream:
+            table[value["key"]] += 1
+            if progress.tick():
+                # The commit flushes the table's changelog first; the second
+                # flush only matters if there was no offset left to commit.
+                await app.consumer.commit()
+                await app.tables.flush()
+                progress.finish()
+
+
+async def run_async(args: RowArgs, datadir: str) -> RowResult:
     """Run one workload and time it."""
     clock = Clock()
     progress = Progress(clock, args.events)
     counts: dict[str, int] = {}
-    app = build_app(args)
+    options = {}
+    if args.workload == "W3":
+        options = {"store": f"{STORE}://", "datadir": datadir}
+    app = build_app(args, **options)
     source = app.topic(args.input_topic, value_type=None)
+    output = ""
     if args.workload == "W1":
         add_counter(app, source, progress, counts)
+    elif args.workload == "W2":
+        sink = app.topic(args.output_topic, value_type=None)
+        add_transformer(app, source, sink, progress)
+        output = args.output_topic
     else:
-        output = app.topic(args.output_topic, value_type=None)
-        add_transformer(app, source, output, progress)
+        table = app.Table("counts", default=int)
+        add_table_counter(app, source, table, progress)
+        output = table.changelog_topic_name
     async with running(app):
         await progress.finished.wait()
+        if args.workload == "W3":
+            counts = dict(table.items())  # untimed: for the verification
+    notes = ""
+    if args.workload == "W2":
+        notes = f"W2 via {SEND}"
+    elif args.workload == "W3":
+        notes = f"store {STORE}://"
     return clock.result(
         args.events,
         counts=counts,
-        output=args.output_topic if args.workload == "W2" else "",
+        output=output,
         library=f"django-faust {django_faust.__version__}",
-        notes=f"W2 via {SEND}" if args.workload == "W2" else "",
+        notes=notes,
     )
 
 
 def run(args: RowArgs) -> RowResult:
     """Entry point used by `row_main`."""
-    if args.workload == "W3":
-        raise NotImplementedError("django-faust's tables are not implemented yet")
     logging.basicConfig(level=logging.WARNING)
-    return asyncio.run(run_async(args))
+    datadir = tempfile.mkdtemp(prefix="bench-django-faust-")
+    try:
+        return asyncio.run(run_async(args, datadir))
+    finally:
+        shutil.rmtree(datadir, ignore_errors=True)
 
 
 if __name__ == "__main__":
