@@ -55,6 +55,8 @@ _DATA = b"k"
 _DATA_END = b"l"
 #: Where the persisted changelog offset lives.
 _OFFSET_KEY = b"mchangelog-offset"
+#: A dirty entry whose value is encoded when written (see `RocksDBStore.set`).
+_UNENCODED: Any = object()
 
 #: Memtable memory all RocksDB stores of the process share; RocksDB flushes
 #: memtables to disk beyond it. Data is never lost by this, only moved.
@@ -101,7 +103,7 @@ class _Partition:
 
     def __init__(self, db: Rdict, offset: int | None) -> None:
         self.db = db
-        self.dirty: dict[Any, tuple[bytes, bytes | None, Any]] = {}
+        self.dirty: dict[Any, tuple[bytes | None, bytes | None, Any]] = {}
         self.offset = offset
         self.offset_dirty = False
 
@@ -187,10 +189,15 @@ class RocksDBStore(Store):
             return
         batch = self._rocksdict.WriteBatch(raw_mode=True)
         put, delete = batch.put, batch.delete
-        for stored_key, encoded, _ in part.dirty.values():
+        encode_key, encode_value = self.encode_key, self.encode_value
+        for key, (stored_key, encoded, value) in part.dirty.items():
+            if stored_key is None:
+                stored_key = _DATA + encode_key(key)  # type: ignore[operator]
             if encoded is None:
                 delete(stored_key)
             else:
+                if encoded is _UNENCODED:
+                    encoded = encode_value(value)
                 put(stored_key, encoded)
         if part.offset_dirty:
             put(_OFFSET_KEY, str(part.offset).encode("ascii"))
@@ -224,14 +231,11 @@ class RocksDBStore(Store):
         if key is None or value is None:
             self._check_writable(key, value)
         part = self._partitions.get(partition) or self._open(partition)
-        # Encoded now rather than at flush: the bytes on disk are then those
-        # of the changelog record the table sends for this very write, even
-        # if the object is mutated afterwards.
-        part.dirty[key] = (
-            _DATA + self.encode_key(key),  # type: ignore[operator]
-            self.encode_value(value),
-            value,
-        )
+        # Encoded when written (flush), once per key however often it was set
+        # in between: per-event encoding was most of a table write's cost.
+        # The table encodes its changelog record at the same flush, so disk
+        # and changelog hold the same bytes.
+        part.dirty[key] = (None, _UNENCODED, value)
         if len(part.dirty) >= self.max_dirty:
             self._write(part)
 
@@ -239,7 +243,7 @@ class RocksDBStore(Store):
         part = self._partitions.get(partition) or self._open(partition)
         entry = part.dirty.get(key)
         if entry is not None:
-            stored_key: bytes | None = entry[0]
+            stored_key: bytes | None = entry[0] or self._stored_key(key)
             present = entry[1] is not None
         else:
             stored_key = self._stored_key(key)
