@@ -276,16 +276,20 @@ class Channel:
         await self.put(message)
         return self._resolved(message, callback)
 
-    def send_soon(self, **kwargs: Any) -> asyncio.Future[RecordMetadata]:
+    def send_soon(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Any = None,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+        callback: Callable[[asyncio.Future[RecordMetadata]], Any] | None = None,
+    ) -> asyncio.Future[RecordMetadata]:
         """Deliver without waiting; the buffer may grow past ``maxsize``."""
-        callback = kwargs.pop("callback", None)
-        message = self._make_message(
-            kwargs.get("key"),
-            kwargs.get("value"),
-            kwargs.get("partition"),
-            kwargs.get("timestamp"),
-            kwargs.get("headers"),
-        )
+        message = self._make_message(key, value, partition, timestamp, headers)
         self.subscribe().put_nowait(Batch(None, [message]))
         return self._resolved(message, callback)
 

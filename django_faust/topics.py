@@ -85,6 +85,7 @@ class Topic(Channel):
         self._decode_value: Callable[[Any], Any] | None = None
         self._encode_key: Callable[[Any], Any] | None = None
         self._encode_value: Callable[[Any], Any] | None = None
+        self._single_name: str | None = None
 
     # -- identity ----------------------------------------------------------
 
@@ -236,22 +237,34 @@ class Topic(Channel):
         fut = await self.send(**kwargs)
         return await fut
 
-    def send_soon(self, **kwargs: Any) -> asyncio.Future[RecordMetadata]:
+    def send_soon(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Any = None,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+        callback: Callable[[asyncio.Future[RecordMetadata]], Any] | None = None,
+    ) -> asyncio.Future[RecordMetadata]:
         """Send without awaiting (for sync code inside the event loop).
 
         The producer logs a failure with the topic name (it is never
         swallowed silently) and sets it on the returned future. The message
         is flushed before the next commit.
         """
-        callback = kwargs.pop("callback", None)
-        producer = self.app.producer
-        fut = producer.send_soon(
-            self.get_topic_name(),
-            self.encode_key(kwargs.get("key"), kwargs.get("key_serializer")),
-            self.encode_value(kwargs.get("value"), kwargs.get("value_serializer")),
-            partition=kwargs.get("partition"),
-            timestamp=kwargs.get("timestamp"),
-            headers=_normalize_headers(kwargs.get("headers")),
+        name = self._single_name
+        if name is None:
+            name = self._single_name = self.get_topic_name()
+        fut = self.app.producer.send_soon(
+            name,
+            self.encode_key(key, key_serializer),
+            self.encode_value(value, value_serializer),
+            partition=partition,
+            timestamp=timestamp,
+            headers=_normalize_headers(headers) if headers else (),
         )
         if callback is not None:
             fut.add_done_callback(callback)

@@ -626,6 +626,7 @@ class AIOKafkaProducer(Producer):
         self._drain_lock = asyncio.Lock()
         self._declared: set[str] = set()
         self._known_topics: set[str] = set()
+        self._partition_cache: dict[str, tuple[int, dict[bytes, int]]] = {}
 
     def _client(self) -> aiokafka.AIOKafkaProducer:
         producer = self._producer
@@ -748,9 +749,12 @@ class AIOKafkaProducer(Producer):
                         if partition is None or topic not in self._known_topics:
                             await client.client._wait_on_metadata(topic)
                             self._known_topics.add(topic)
-                        partition = client._partition(
-                            topic, partition, None, None, key, value
-                        )
+                        if partition is None and key is not None:
+                            partition = self._partition_for_key(client, topic, key)
+                        else:
+                            partition = client._partition(
+                                topic, partition, None, None, key, value
+                            )
                     except asyncio.CancelledError:
                         # Nothing of this round was handed over yet except the
                         # groups below: put everything back, in order.
@@ -764,6 +768,27 @@ class AIOKafkaProducer(Producer):
                     groups.setdefault((topic, partition), []).append(item)
                 for (topic, partition), group in groups.items():
                     await self._send_group(client, topic, partition, group)
+
+    def _partition_for_key(
+        self, client: aiokafka.AIOKafkaProducer, topic: str, key: bytes
+    ) -> int:
+        """Kafka's partition for a key, remembered per topic and size.
+
+        Keys repeat (accounts, users), and the partitioner is a pure-Python
+        murmur2 per message; the cache is dropped when it grows large or the
+        topic's partition count changes.
+        """
+        count = len(client._metadata.partitions_for_topic(topic) or ())
+        cache = self._partition_cache.get(topic)
+        if cache is None or cache[0] != count or len(cache[1]) > 100_000:
+            cache = self._partition_cache[topic] = (count, {})
+        known = cache[1]
+        partition = known.get(key)
+        if partition is None:
+            partition = known[key] = client._partition(
+                topic, None, None, None, key, None
+            )
+        return partition
 
     async def _send_group(
         self,
