@@ -9,6 +9,7 @@ import click
 from .base import FaustGroup
 from .introspect import agents, model, models
 from .send import send
+from .tables import reset, tables
 from .worker import worker
 
 __all__ = ["faust", "main"]
@@ -24,6 +25,8 @@ faust.add_command(send)
 faust.add_command(agents)
 faust.add_command(models)
 faust.add_command(model)
+faust.add_command(tables)
+faust.add_command(reset)
 
 
 def main(args: Sequence[str] | None = None, prog_name: str = "faust") -> None:

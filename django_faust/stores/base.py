@@ -67,6 +67,10 @@ class Store(abc.ABC):
     too: Kafka does not accept records without a key in a compacted topic.
     """
 
+    #: Whether the data outlives the process (``manage.py faust reset`` has
+    #: files to delete only for such stores).
+    persistent: bool = False
+
     def __init__(
         self,
         url: str,

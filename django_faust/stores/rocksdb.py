@@ -121,6 +121,8 @@ class RocksDBStore(Store):
     not must not be served.
     """
 
+    persistent = True
+
     #: Entries a partition's dirty map holds before it is written.
     max_dirty: int = 10_000
     #: Memtable size of each partition database (64 MiB like RocksDB's

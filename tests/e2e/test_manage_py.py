@@ -163,3 +163,86 @@ def test_worker_processes_events_and_stops_cleanly_on_signal(signum):
     assert proc.returncode == 0, out
     assert "finishing in-flight events" in out
     assert "Worker stopped." in out
+
+
+def test_tables_lists_the_project_tables():
+    result = manage("tables", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert set(rows) == {"order-counts", "order-totals"}
+    counts = rows["order-counts"]
+    assert counts["kind"] == "Table"
+    assert counts["changelog"] == "example-order-counts-changelog"
+    assert counts["store"] == "memory://"
+    assert counts["default"] == "int"
+    result = manage("tables")
+    assert result.returncode == 0, result.stderr
+    header, _, *lines = result.stdout.splitlines()
+    assert header.split() == ["Name", "Kind", "Changelog", "Store", "Default", "Help"]
+    assert [line.split()[0] for line in lines] == ["order-counts", "order-totals"]
+
+
+def test_tables_and_reset_are_listed_with_help():
+    result = manage("--help")
+    assert result.returncode == 0, result.stderr
+    assert "  tables" in result.stdout and "  reset" in result.stdout
+    result = manage("reset", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "--yes" in result.stdout
+    assert "Stop the project's worker" in result.stdout
+
+
+def rocksdb_project(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """Settings of the example project with RocksDB tables in ``tmp_path``.
+
+    Returns the environment selecting them and the tables' directory, which
+    holds two partitions of each table and a file of another table.
+    """
+    (tmp_path / "rocksdb_settings.py").write_text(
+        "from example.settings import *  # noqa: F403\n\n"
+        "FAUST = {**FAUST, 'STORE': 'rocksdb://', "
+        f"'DATADIR': {str(tmp_path / 'data')!r}}}\n"
+    )
+    env = {
+        "DJANGO_SETTINGS_MODULE": "rocksdb_settings",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(EXAMPLE)]),
+    }
+    directory = tmp_path / "data" / "v1" / "tables"
+    for name in ("order-counts-0.db", "order-counts-3.db", "order-totals-1.db"):
+        (directory / name).mkdir(parents=True)
+        (directory / name / "CURRENT").write_text("MANIFEST-000001\n")
+    (directory / "other-table-0.db").mkdir()
+    return env, directory
+
+
+def test_reset_yes_deletes_the_local_table_files(tmp_path):
+    env, directory = rocksdb_project(tmp_path)
+    result = manage("reset", "--yes", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Reset 2 table(s) (order-counts, order-totals)" in result.stdout
+    assert str(directory) in result.stdout
+    # Only the files of the project's tables are gone.
+    assert sorted(p.name for p in directory.iterdir()) == ["other-table-0.db"]
+
+
+def test_reset_asks_first_and_answering_no_deletes_nothing(tmp_path):
+    env, directory = rocksdb_project(tmp_path)
+    before = sorted(p.name for p in directory.iterdir())
+    result = manage("reset", env=env, input="n\n")
+    assert result.returncode == 1
+    assert "order-counts, order-totals" in result.stdout
+    assert str(directory) in result.stdout
+    assert "worker must be stopped" in result.stdout
+    assert "no table data was deleted" in result.stderr
+    assert sorted(p.name for p in directory.iterdir()) == before
+    # Answering yes at the prompt deletes them.
+    result = manage("reset", env=env, input="y\n")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in directory.iterdir()) == ["other-table-0.db"]
+
+
+def test_reset_of_memory_tables_says_there_is_nothing_on_disk():
+    result = manage("reset", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "keep their data in memory only" in result.stdout
+    assert "order-counts, order-totals" in result.stdout

@@ -1,8 +1,9 @@
 """Real worker processes (``manage.py faust worker``) against the test broker.
 
-The workers run the tiny project in ``worker_app/``; its agents append one
-line per processed event to files in a temporary directory, which is how
-these tests see what was processed, even by a worker killed with SIGKILL.
+The workers run the tiny project in ``worker_app/`` (see ``workers.py``); its
+agents append one line per processed event to files in a temporary directory,
+which is how these tests see what was processed, even by a worker killed with
+SIGKILL.
 Every test uses its own app id (consumer group) and topic names.
 
 Run with ``-s`` to see the replay count of the SIGKILL test.
@@ -11,194 +12,19 @@ Run with ``-s`` to see the replay count of the SIGKILL test.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import os
 import signal
-import subprocess
-import sys
-import time
-import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.structs import TopicPartition
 
 from django_faust.testing import make_app
 from django_faust.testing.broker import TestBroker
+from tests.integration.workers import PARTITIONS, Project, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
-
-PROJECT = Path(__file__).resolve().parent / "worker_app"
-PARTITIONS = 4
-WORKER_COMMAND = [
-    sys.executable,
-    "manage.py",
-    "faust",
-    "worker",
-    "--without-web",
-    "-l",
-    "info",
-]
-#: Seconds a worker gets to stop after SIGTERM before it is killed.
-STOP_TIMEOUT = 8.0
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-class Project:
-    """One test's worker project: its app id, topics and worker processes."""
-
-    def __init__(self, broker: TestBroker, outdir: Path, prefix: str) -> None:
-        self.broker = broker
-        self.outdir = outdir
-        self.app_id = unique(prefix)
-        self.suffix = f"-{uuid.uuid4().hex[:8]}"
-        self.events = f"events{self.suffix}"
-        self.clicks = f"clicks{self.suffix}"
-        self.words = f"words{self.suffix}"
-        self.asks = f"asks{self.suffix}"
-        # The topic `group_by(Click.user)` forwards to (see Stream.group_by).
-        self.repartition = f"{self.app_id}-{self.clicks}-user-repartition"
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self._outputs: dict[int, Path] = {}
-
-    @property
-    def topics(self) -> list[str]:
-        return [self.events, self.clicks, self.repartition, self.words, self.asks]
-
-    def all_partitions(self) -> set[str]:
-        return {f"{t}:{p}" for t in self.topics for p in range(PARTITIONS)}
-
-    # -- processes -------------------------------------------------------------
-
-    def start_worker(self, *, delay: float = 0.0) -> subprocess.Popen[bytes]:
-        env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-        env.update(
-            DJANGO_SETTINGS_MODULE="settings",
-            PYTHONUNBUFFERED="1",
-            WORKER_BROKER_URL=self.broker.url,
-            WORKER_APP_ID=self.app_id,
-            WORKER_OUTDIR=str(self.outdir),
-            WORKER_TOPIC_SUFFIX=self.suffix,
-            WORKER_EVENT_DELAY=str(delay),
-        )
-        output = self.outdir / f"worker-{len(self.processes)}.out"
-        with output.open("wb") as out:
-            process = subprocess.Popen(
-                WORKER_COMMAND,
-                cwd=PROJECT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.processes.append(process)
-        self._outputs[process.pid] = output
-        return process
-
-    def output(self, process: subprocess.Popen[bytes], tail: int = 3000) -> str:
-        text = self._outputs[process.pid].read_text(errors="replace")
-        return text[-tail:]
-
-    def check_alive(self) -> None:
-        for process in self.processes:
-            code = process.poll()
-            if code is not None and code != -signal.SIGKILL:
-                raise AssertionError(
-                    f"worker {process.pid} exited with {code}:\n{self.output(process)}"
-                )
-
-    def stop_all(self) -> None:
-        """SIGTERM every worker still running, then SIGKILL the stragglers."""
-        running = [p for p in self.processes if p.poll() is None]
-        for process in running:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for process in running:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(max(0.1, deadline - time.monotonic()))
-        self.kill_all()
-
-    def kill_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-            process.wait()
-
-    # -- what the agents wrote -----------------------------------------------
-
-    def lines(self, kind: str, pid: int) -> list[list[str]]:
-        path = self.outdir / f"{kind}-{pid}.log"
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            return []
-        # A line is complete once its newline is there.
-        return [line.split() for line in text.split("\n")[:-1]]
-
-    def last_assignment(self, pid: int) -> set[str] | None:
-        lines = self.lines("assigned", pid)
-        return set(lines[-1]) if lines else None
-
-    # -- broker ----------------------------------------------------------------
-
-    async def declare_topics(self) -> None:
-        """Create every topic the workers read before they start.
-
-        Topics appearing while a worker is subscribed would change the
-        group's metadata and cause another rebalance.
-        """
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.broker.bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics(
-                [NewTopic(name, PARTITIONS, 1) for name in self.topics]
-            )
-        finally:
-            await admin.close()
-
-    async def produce(self, topic: str, records: Iterable[tuple[int, Any]]) -> None:
-        """Send JSON values to explicit partitions, without keys."""
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.broker.bootstrap, linger_ms=5
-        )
-        await producer.start()
-        try:
-            futures = [
-                await producer.send(
-                    topic, json.dumps(value).encode(), partition=partition
-                )
-                for partition, value in records
-            ]
-            await asyncio.gather(*futures)
-        finally:
-            await producer.stop()
-
-    async def committed(self, topic: str) -> dict[int, int | None]:
-        """The group's committed offsets, as another client sees them."""
-        client = AIOKafkaConsumer(
-            bootstrap_servers=self.broker.bootstrap,
-            group_id=self.app_id,
-            enable_auto_commit=False,
-        )
-        await client.start()
-        try:
-            return {
-                p: await client.committed(TopicPartition(topic, p))
-                for p in range(PARTITIONS)
-            }
-        finally:
-            await client.stop()
 
 
 @pytest.fixture
@@ -217,26 +43,6 @@ def project_factory(
     finally:
         for project in projects:
             project.kill_all()
-
-
-async def wait_for(
-    predicate: Callable[[], Any],
-    timeout: float,
-    what: str,
-    project: Project,
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        project.check_alive()
-        if time.monotonic() > deadline:
-            outputs = "\n".join(
-                f"--- worker {p.pid} ---\n{project.output(p)}"
-                for p in project.processes
-            )
-            raise AssertionError(
-                f"Timed out after {timeout}s waiting for {what}\n{outputs}"
-            )
-        await asyncio.sleep(0.05)
 
 
 async def test_sigkill_mid_stream_then_restart_replays_only_uncommitted(

@@ -7,7 +7,11 @@ Everything a test varies comes from the environment:
 * ``WORKER_OUTDIR``: where the agents append what they processed;
 * ``WORKER_TOPIC_SUFFIX``: appended to the topic names ``events`` and
   ``clicks``, so tests sharing a broker do not read each other's topics;
-* ``WORKER_EVENT_DELAY``: seconds the ``counted`` agent sleeps per event.
+* ``WORKER_EVENT_DELAY``: seconds the ``counted`` and ``tally`` agents sleep
+  per event;
+* ``WORKER_STORE``: the table store, ``memory://`` (default) or ``rocksdb://``;
+* ``WORKER_DATADIR``: the data directory (RocksDB files); give each worker
+  its own, as two worker machines would have.
 
 Session timeout and heartbeat are short so that a rebalance takes about two
 seconds on the test broker and a SIGKILLed worker leaves the group quickly.
@@ -35,7 +39,8 @@ WORKER_EVENT_DELAY = float(os.environ.get("WORKER_EVENT_DELAY") or 0)
 FAUST = {
     "APP_ID": os.environ.get("WORKER_APP_ID", "worker-app"),
     "BROKER": os.environ.get("WORKER_BROKER_URL", "kafka://127.0.0.1:9092"),
-    "STORE": "memory://",
+    "STORE": os.environ.get("WORKER_STORE") or "memory://",
+    "DATADIR": os.environ.get("WORKER_DATADIR") or os.path.join(WORKER_OUTDIR, "data"),
     "TOPIC_PARTITIONS": 4,
     "WEB_ENABLED": False,
     "BROKER_SESSION_TIMEOUT": 4.0,

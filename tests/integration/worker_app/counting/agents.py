@@ -87,3 +87,29 @@ async def relay(asks: Any) -> None:
             reply = await shout.ask(word, timeout=20)
             log.write(f"{pid} {word} {reply}\n")
             log.flush()
+
+
+#: Events per user, kept by ``tally`` (the tables tests).
+counts = app.Table("counts", default=int, help="Tallies per user.")
+tallies_topic = app.topic(f"tallies{SUFFIX}", key_type=str, value_type=int)
+
+
+@app.agent(tallies_topic)
+async def tally(stream: Any) -> None:
+    """Counts events per key in ``counts``.
+
+    ``<pid> <partition> <offset> <key> <count_after>`` per event, in
+    tally-<pid>.log.
+    """
+    pid = os.getpid()
+    with _log("tally") as log:
+        async for event in stream.events():
+            if DELAY:
+                await asyncio.sleep(DELAY)
+            key = event.key
+            counts[key] += 1
+            message = event.message
+            log.write(
+                f"{pid} {message.partition} {message.offset} {key} {counts[key]}\n"
+            )
+            log.flush()
