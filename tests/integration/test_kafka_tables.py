@@ -19,15 +19,13 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import NamedTuple
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from django_faust.testing.broker import TestBroker
 from tests.integration.workers import PARTITIONS, Project, wait_for
 
 pytestmark = [
@@ -111,24 +109,6 @@ class Tallies:
 
     def assert_counts_exact(self) -> None:
         assert self.last_counts() == dict(self.sent)
-
-
-@pytest.fixture
-def project_factory(
-    kafka_broker: TestBroker, tmp_path: Path
-) -> Iterator[Callable[[str], Project]]:
-    projects: list[Project] = []
-
-    def make(prefix: str) -> Project:
-        project = Project(kafka_broker, tmp_path, prefix)
-        projects.append(project)
-        return project
-
-    try:
-        yield make
-    finally:
-        for project in projects:
-            project.kill_all()
 
 
 def machine(project: Project, store: str, name: str) -> dict[str, str]:

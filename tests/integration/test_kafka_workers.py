@@ -14,35 +14,15 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from django_faust.testing import make_app
-from django_faust.testing.broker import TestBroker
 from tests.integration.workers import PARTITIONS, Project, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
-
-
-@pytest.fixture
-def project_factory(
-    kafka_broker: TestBroker, tmp_path: Path
-) -> Iterator[Callable[[str], Project]]:
-    projects: list[Project] = []
-
-    def make(prefix: str) -> Project:
-        project = Project(kafka_broker, tmp_path, prefix)
-        projects.append(project)
-        return project
-
-    try:
-        yield make
-    finally:
-        for project in projects:
-            project.kill_all()
 
 
 async def test_sigkill_mid_stream_then_restart_replays_only_uncommitted(
