@@ -12,6 +12,7 @@ Run with ``-s`` to see the replay count of the SIGKILL test.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -251,6 +252,58 @@ async def test_rpc_between_worker_processes_and_from_a_client_only_app(
             await client.stop()
         upper, answerer = reply.split("@")
         assert upper == "CLIENT" and answerer in pids
+        project.stop_all()
+    finally:
+        project.kill_all()
+
+
+async def test_manage_py_send_reaches_a_worker_through_kafka(
+    project_factory: Callable[[str], Project],
+) -> None:
+    """``faust send`` is a short-lived producer: it returns once Kafka has
+    stored the messages, and a worker in another process processes them."""
+    project = project_factory("send")
+    await project.declare_topics()
+    try:
+        worker = project.start_worker()
+        await wait_for(
+            lambda: project.last_assignment(worker.pid) == project.all_partitions(),
+            timeout=40,
+            what="the worker to be assigned every partition",
+            project=project,
+        )
+        to_agent = project.faust(
+            "send", "@counted", "7", "--key", "k1", "--repeat", "3"
+        )
+        assert to_agent.returncode == 0, to_agent.stderr
+        to_topic = project.faust("send", project.events, "5", "--partition", "2")
+        assert to_topic.returncode == 0, to_topic.stderr
+        stored = [
+            json.loads(line)
+            for line in (to_agent.stdout + to_topic.stdout).splitlines()
+        ]
+        assert {md["topic"] for md in stored} == {project.events}
+        # One key, one partition; offsets grow.
+        keyed = stored[:3]
+        assert len({md["partition"] for md in keyed}) == 1
+        assert [md["offset"] for md in keyed] == sorted({md["offset"] for md in keyed})
+        assert stored[3]["partition"] == 2
+
+        def processed() -> list[tuple[int, int, int]]:
+            return [
+                (int(p), int(o), int(n))
+                for p, o, n in project.lines("processed", worker.pid)
+            ]
+
+        await wait_for(
+            lambda: len(processed()) >= 4,
+            timeout=30,
+            what="the worker to process what `faust send` sent",
+            project=project,
+        )
+        expected = {(md["partition"], md["offset"]) for md in stored}
+        assert {(p, o) for p, o, _ in processed()} == expected
+        assert sorted(n for _, _, n in processed()) == [5, 7, 7, 7]
         project.stop_all()
     finally:
         project.kill_all()

@@ -89,10 +89,8 @@ class Project:
 
     # -- processes -------------------------------------------------------------
 
-    def start_worker(
-        self, *, delay: float = 0.0, env: dict[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
-        """Start a worker; ``env`` adds to its environment (``WORKER_STORE``...)."""
+    def environment(self, **extra: str) -> dict[str, str]:
+        """The environment of a ``manage.py`` process of this project."""
         environ = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
         environ.update(
             DJANGO_SETTINGS_MODULE="settings",
@@ -101,9 +99,15 @@ class Project:
             WORKER_APP_ID=self.app_id,
             WORKER_OUTDIR=str(self.outdir),
             WORKER_TOPIC_SUFFIX=self.suffix,
-            WORKER_EVENT_DELAY=str(delay),
         )
-        environ.update(env or {})
+        environ.update(extra)
+        return environ
+
+    def start_worker(
+        self, *, delay: float = 0.0, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start a worker; ``env`` adds to its environment (``WORKER_STORE``...)."""
+        environ = self.environment(WORKER_EVENT_DELAY=str(delay), **(env or {}))
         output = self.outdir / f"worker-{len(self.processes)}.out"
         with output.open("wb") as out:
             process = subprocess.Popen(
@@ -117,6 +121,20 @@ class Project:
         self.processes.append(process)
         self._outputs[process.pid] = output
         return process
+
+    def faust(
+        self, *args: str, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``manage.py faust ARGS`` (not a worker) and wait for it."""
+        return subprocess.run(
+            [sys.executable, "manage.py", "faust", *args],
+            cwd=PROJECT,
+            env=self.environment(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def output(self, process: subprocess.Popen[bytes], tail: int = 3000) -> str:
         text = self._outputs[process.pid].read_text(errors="replace")
