@@ -205,7 +205,9 @@ class TableManager(Service, Mapping[str, Table]):
                 for tp, records in by_tp.items():
                     copy = copies.get(tp)
                     if copy is not None:
-                        copy.apply_changelog(tp.partition, records, records[-1].offset)
+                        copy.apply_changelog(
+                            tp.partition, records, copy.standby_buffer_size
+                        )
                         self.standby_applied += len(records)
         finally:
             await reader.stop()
@@ -272,10 +274,7 @@ class TableManager(Service, Mapping[str, Table]):
                 table = wanted.get(tp)
                 if table is None:
                     continue
-                size = table.recovery_buffer_size
-                for i in range(0, len(records), size):
-                    chunk = records[i : i + size]
-                    table.apply_changelog(tp.partition, chunk, chunk[-1].offset)
+                table.apply_changelog(tp.partition, records, table.recovery_buffer_size)
                 if table.on_changelog_event is not None:
                     for record in records:
                         result = table.on_changelog_event(record)
@@ -321,11 +320,14 @@ class TableManager(Service, Mapping[str, Table]):
         try:
             await self._replay(reader, wanted, offsets)
             while not self.should_stop:
+                by_tp: dict[TP, list[Any]] = defaultdict(list)
                 for message in await reader.getmany(timeout=1.0):
-                    owner = wanted.get(TP(message.topic, message.partition))
+                    by_tp[TP(message.topic, message.partition)].append(message)
+                for tp, records in by_tp.items():
+                    owner = wanted.get(tp)
                     if owner is not None:
                         owner.apply_changelog(
-                            message.partition, [message], message.offset
+                            tp.partition, records, owner.standby_buffer_size
                         )
         finally:
             await reader.stop()

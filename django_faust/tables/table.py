@@ -112,6 +112,10 @@ class Table(MutableMapping[Any, Any]):
             raise ImproperlyConfigured(
                 f"Table {name!r}: recovery_buffer_size must be at least 1."
             )
+        if standby_buffer_size is not None and standby_buffer_size < 1:
+            raise ImproperlyConfigured(
+                f"Table {name!r}: standby_buffer_size must be at least 1."
+            )
         self.app = app
         self.name = name
         self.default = default
@@ -120,7 +124,8 @@ class Table(MutableMapping[Any, Any]):
         self.partitions = partitions
         self.help = help or ""
         self.recovery_buffer_size = recovery_buffer_size
-        self.standby_buffer_size = standby_buffer_size
+        #: Changelog messages a standby copy writes at a time.
+        self.standby_buffer_size = standby_buffer_size or recovery_buffer_size
         self.on_changelog_event = on_changelog_event
         self.on_recover = on_recover
         self.store_url = store
@@ -310,12 +315,20 @@ class Table(MutableMapping[Any, Any]):
         store.flush()
 
     def apply_changelog(
-        self, partition: int, records: list[Any], last_offset: int
+        self, partition: int, records: list[Any], buffer_size: int | None = None
     ) -> None:
-        """Apply changelog records (recovery): raw key/value bytes, None = delete."""
-        self.store.apply_changelog(
-            partition, [(m.key, m.value) for m in records], last_offset
-        )
+        """Apply changelog messages (recovery, standbys): raw bytes, None = delete.
+
+        They go to the store ``buffer_size`` at a time (all at once by
+        default), each write batch with the offset of its last message, so
+        that a crash mid-way keeps what was written and its offset together.
+        """
+        size = buffer_size or len(records) or 1
+        for start in range(0, len(records), size):
+            chunk = records[start : start + size]
+            self.store.apply_changelog(
+                partition, [(m.key, m.value) for m in chunk], chunk[-1].offset
+            )
 
     # -- windowed tables -----------------------------------------------------------
 

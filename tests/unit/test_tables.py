@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from django_faust import TP
+from django_faust.exceptions import ImproperlyConfigured
 from django_faust.testing import make_app, running
 from tests.helpers import log_of, wait_for
 
@@ -253,3 +256,67 @@ async def test_standby_copies_make_a_failover_recover_almost_nothing(store):
         # Taking over replayed (almost) nothing: the copies were warm.
         assert one.tables.last_recovered <= 5
         assert dict(counts_one.items()) == dict.fromkeys(keys, 10)
+
+
+async def test_recovery_and_standbys_write_the_store_in_buffers(monkeypatch):
+    from django_faust.stores.memory import MemoryStore
+
+    writes: list[tuple[int, int, int]] = []
+    original = MemoryStore.apply_changelog
+
+    def spy(self, partition, records, last_offset):
+        writes.append((partition, len(records), last_offset))
+        return original(self, partition, records, last_offset)
+
+    monkeypatch.setattr(MemoryStore, "apply_changelog", spy)
+
+    def build(app_id, broker=None):
+        options = {"broker": broker} if broker else {}
+        app = make_app(app_id, topic_partitions=1, **options)
+        topic = app.topic("clicks", key_type=str, value_type=int)
+        table = app.Table(
+            "counts", default=int, recovery_buffer_size=4, standby_buffer_size=3
+        )
+
+        @app.agent(topic)
+        async def count(stream):
+            async for key, _ in stream.items():
+                table[key] += 1
+
+        return app, topic, table
+
+    first, topic, counts = build("tbuf")
+    async with running(first):
+        for i in range(10):
+            await topic.send(key=f"k{i}", value=i)
+        await wait_for(lambda: len(counts) == 10)
+    assert writes == []  # a worker's own writes do not go through recovery
+
+    again, _, table = build("tbuf", first.conf.broker_url)
+    async with running(again):
+        await wait_for(lambda: again.tables.recovered.is_set())
+        assert dict(table.items()) == {f"k{i}": 1 for i in range(10)}
+    # Ten changelog records, four at a time, each with its last offset.
+    assert writes == [(0, 4, 3), (0, 4, 7), (0, 2, 9)]
+
+    # A standby copy following the same changelog writes three at a time.
+    writes.clear()
+    standby, _, copy = build("tbuf", first.conf.broker_url)
+    follower = asyncio.ensure_future(
+        standby.tables._follow_standbys({TP("tbuf-counts-changelog", 0): copy})
+    )
+    try:
+        await wait_for(lambda: len(writes) == 4)
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
+    assert writes == [(0, 3, 2), (0, 3, 5), (0, 3, 8), (0, 1, 9)]
+    assert copy.store.count(0) == 10
+
+
+def test_buffer_sizes_must_be_positive():
+    app = make_app("tbufbad")
+    with pytest.raises(ImproperlyConfigured, match="'t': recovery_buffer_size"):
+        app.Table("t", recovery_buffer_size=0)
+    with pytest.raises(ImproperlyConfigured, match="'t': standby_buffer_size"):
+        app.Table("t", standby_buffer_size=0)
