@@ -172,6 +172,13 @@ class TableManager(Service, Mapping[str, Table]):
             }
             for partition in table.store.partitions() - keep:
                 table.store.drop_partition(partition)
+        # Progress shown for partitions assigned away would never change.
+        for name, partition in list(self.recovery):
+            table = self._tables.get(name)
+            if table is None or table.is_global:
+                continue
+            if partition not in (table.active_partitions or ()):
+                del self.recovery[(name, partition)]
         await self.recover(
             {
                 TP(table.changelog_topic_name, p): table
@@ -258,13 +265,13 @@ class TableManager(Service, Mapping[str, Table]):
         left = set(wanted)
         total = 0
         last_report = time.monotonic()
-        monitor = self.app.monitor
         while True:
             for tp in list(left):
                 highwater = reader.highwater(tp)
                 if highwater is not None and reader.position(tp) >= highwater:
                     left.discard(tp)
             if not left:
+                self._report_progress(reader, wanted, offsets, wanted, log=False)
                 return total
             messages = await reader.getmany(timeout=0.5)
             by_tp: dict[TP, list[Any]] = defaultdict(list)
@@ -282,25 +289,36 @@ class TableManager(Service, Mapping[str, Table]):
                             await result
                 total += len(records)
             now = time.monotonic()
-            if now - last_report >= PROGRESS_EVERY or not left:
+            if now - last_report >= PROGRESS_EVERY:
                 last_report = now
-                for tp in sorted(left):
-                    highwater = reader.highwater(tp) or 0
-                    done = reader.position(tp) - offsets[tp]
-                    remaining = max(0, highwater - reader.position(tp))
-                    name = wanted[tp].name
-                    self.recovery[(name, tp.partition)] = {
-                        "done": done,
-                        "left": remaining,
-                    }
-                    logger.info(
-                        "Recovering table %r partition %d: %d records done, %d left",
-                        name,
-                        tp.partition,
-                        done,
-                        remaining,
-                    )
-                monitor.on_recovery_progress(self.recovery)
+                self._report_progress(reader, wanted, offsets, left, log=True)
+
+    def _report_progress(
+        self,
+        reader: Any,
+        wanted: Mapping[TP, Table],
+        offsets: Mapping[TP, int],
+        partitions: Iterable[TP],
+        *,
+        log: bool,
+    ) -> None:
+        """Records done and left for ``partitions``, in the log and the monitor."""
+        for tp in sorted(partitions):
+            position = reader.position(tp)
+            highwater = reader.highwater(tp) or position
+            done = position - offsets[tp]
+            remaining = max(0, highwater - position)
+            name = wanted[tp].name
+            self.recovery[(name, tp.partition)] = {"done": done, "left": remaining}
+            if log:
+                logger.info(
+                    "Recovering table %r partition %d: %d records done, %d left",
+                    name,
+                    tp.partition,
+                    done,
+                    remaining,
+                )
+        self.app.monitor.on_recovery_progress(self.recovery)
 
     async def _follow_global_tables(self) -> None:
         """Global tables: recover every partition, then keep following."""

@@ -137,10 +137,14 @@ async def test_two_workers_split_the_table_and_take_it_back(store):
                     assert TP("tw-counts-changelog", tp.partition) in (
                         one.consumer.assignment()
                     )
+            # Recovery progress is shown for the partitions a worker holds.
+            held = {tp.partition for tp in one.consumer.assignment()}
+            assert set(one.monitor.recovery) == {f"counts[{p}]" for p in held}
         # `two` left: `one` recovers its partitions from the changelog.
         await wait_for(lambda: len(one.consumer.assignment()) == 8)
         await wait_for(lambda: one.tables.recovered.is_set())
         assert dict(counts_one.items()) == dict.fromkeys(keys, 10)
+        assert len(one.monitor.recovery) == 4
         for key in keys:
             await topic.send(key=key, value=0)
         await wait_for(lambda: sum(counts_one.values()) == 440)
@@ -298,6 +302,8 @@ async def test_recovery_and_standbys_write_the_store_in_buffers(monkeypatch):
         assert dict(table.items()) == {f"k{i}": 1 for i in range(10)}
     # Ten changelog records, four at a time, each with its last offset.
     assert writes == [(0, 4, 3), (0, 4, 7), (0, 2, 9)]
+    # The monitor (and so the stats views) saw the recovery finish.
+    assert again.monitor.recovery == {"counts[0]": {"done": 10, "left": 0}}
 
     # A standby copy following the same changelog writes three at a time.
     writes.clear()
