@@ -56,7 +56,7 @@ from aiokafka.structs import TopicPartition
 from ..exceptions import ImproperlyConfigured
 from ..types import TP, MessageT, RecordMetadata
 from ..utils.urls import parse_url
-from .assignment import assign_partitions, assign_standbys
+from .assignment import assign_partitions, assign_standbys, by_topic
 from .base import Consumer, PartitionReader, Producer, Transport
 
 if TYPE_CHECKING:
@@ -172,11 +172,14 @@ class PartitionAssignor(AbstractPartitionAssignor):
 
     Member metadata carries, as JSON in the user data::
 
-        {"version": 1, "url": "http://host:6066/", "token": "<random hex>"}
+        {"version": 1, "url": "http://host:6066/", "token": "<random hex>",
+         "owned": {topic: [p, ...]}, "standby": {topic: [p, ...]}}
 
-    The elected leader recognises its own member id by its token, runs
-    `assign_partitions`, and sends every member in its assignment's user
-    data::
+    ``owned`` and ``standby`` are what the member was given at the last
+    rebalance, so that the assignment can be sticky (see
+    `~django_faust.transport.assignment`). The elected leader recognises its
+    own member id by its token, runs `assign_partitions`, and sends every
+    member in its assignment's user data::
 
         {"version": 1, "member": "<that member's id>", "leader": "<id>",
          "urls": {member: url}, "assignments": {member: {topic: [p, ...]}}}
@@ -203,7 +206,14 @@ class PartitionAssignor(AbstractPartitionAssignor):
     def metadata(  # type: ignore[override]
         self, topics: Iterable[str]
     ) -> ConsumerProtocolMemberMetadata:
-        user_data = {"version": USER_DATA_VERSION, "url": self.url, "token": self.token}
+        me = self.group.member_id or ""
+        user_data = {
+            "version": USER_DATA_VERSION,
+            "url": self.url,
+            "token": self.token,
+            "owned": by_topic(self.group.partitions.get(me)),
+            "standby": by_topic(self.group.standbys.get(me)),
+        }
         return ConsumerProtocolMemberMetadata(
             self.version, sorted(topics), _dump(user_data)
         )
@@ -227,11 +237,20 @@ class PartitionAssignor(AbstractPartitionAssignor):
                 continue
             counts[topic] = len(partitions)
         declared = self.copartitioned() if self.copartitioned is not None else None
-        table = assign_partitions(subscriptions, counts, declared)
+        owned = {m: _partitions_in(info.get("owned")) for m, info in infos.items()}
+        # Table data a member has: what it owned, and its standby copies.
+        warm: dict[str, dict[str, list[int]]] = {}
+        for m, info in infos.items():
+            warm[m] = {topic: list(parts) for topic, parts in owned[m].items()}
+            for topic, parts in _partitions_in(info.get("standby")).items():
+                warm[m].setdefault(topic, []).extend(parts)
+        table = assign_partitions(
+            subscriptions, counts, declared, previous=owned, warm=warm
+        )
         standby_topics, replicas = (
             self.standby() if self.standby is not None else ((), 0)
         )
-        standbys = assign_standbys(table, standby_topics, replicas)
+        standbys = assign_standbys(table, standby_topics, replicas, warm=warm)
 
         leaders = [m for m in sorted(members) if infos[m].get("token") == self.token]
         leader = leaders[0] if leaders else None
@@ -291,6 +310,17 @@ class PartitionAssignor(AbstractPartitionAssignor):
             partitions=partitions,
             standbys=standbys,
         )
+
+
+def _partitions_in(data: Any) -> dict[str, list[int]]:
+    """Read back `_by_topic`'s form; anything malformed counts as nothing."""
+    if not isinstance(data, dict):
+        return {}
+    return {
+        topic: [p for p in parts if isinstance(p, int)]
+        for topic, parts in data.items()
+        if isinstance(topic, str) and isinstance(parts, list)
+    }
 
 
 def _dump(data: Mapping[str, Any]) -> bytes:

@@ -22,7 +22,7 @@ from aiokafka.partitioner import murmur2
 
 from ..exceptions import ImproperlyConfigured
 from ..types import TP, Message, MessageT, RecordMetadata
-from .assignment import assign_partitions, assign_standbys
+from .assignment import assign_partitions, assign_standbys, by_topic
 from .base import Consumer, PartitionReader, Producer, Transport
 
 if TYPE_CHECKING:
@@ -184,11 +184,13 @@ class MemoryBroker:
         counts = {
             t: self.partitions(t) for subs in subscriptions.values() for t in subs
         }
-        active = assign_partitions(subscriptions, counts)
+        owned = {mid: by_topic(m._assignment) for mid, m in ids.items()}
+        warm = {mid: by_topic(m._assignment | m._standbys) for mid, m in ids.items()}
+        active = assign_partitions(subscriptions, counts, previous=owned, warm=warm)
         standbys: dict[str, dict[str, list[int]]] = {mid: {} for mid in ids}
         if members:
             topics, replicas = members[0].app.tables.standby_topics()
-            standbys = assign_standbys(active, topics, replicas)
+            standbys = assign_standbys(active, topics, replicas, warm=warm)
         for mid, member in ids.items():
             member._set_assignment(
                 {TP(t, p) for t, ps in active[mid].items() for p in ps},

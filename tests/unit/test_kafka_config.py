@@ -24,6 +24,7 @@ from django_faust.transport.aiokafka import (
     bootstrap_servers,
     credentials_options,
 )
+from django_faust.transport.assignment import assign_standbys
 from django_faust.types import TP
 
 # -- URLs -------------------------------------------------------------------------
@@ -286,6 +287,73 @@ def test_declared_groups_are_the_only_co_partitioned_ones() -> None:
     for p in range(4):
         assert owner[TP("src", p)] == owner[TP("changelog", p)]
     assert len(owner) == 12
+
+
+def test_a_rebalance_moves_only_what_the_balance_needs() -> None:
+    topics = {"src", "src-changelog"}
+    counts = {"src": 6, "src-changelog": 6}
+    before = {
+        "a": {"src": [0, 1], "src-changelog": [0, 1]},
+        "b": {"src": [2, 3], "src-changelog": [2, 3]},
+        "c": {"src": [4, 5], "src-changelog": [4, 5]},
+    }
+    same = assign_partitions(dict.fromkeys("abc", topics), counts, previous=before)
+    assert same == before
+    # A fourth member takes one partition (with its changelog) from one
+    # member; nothing else moves.
+    after = owners(
+        assign_partitions(dict.fromkeys("abcd", topics), counts, previous=before)
+    )
+    moved = {tp for tp, m in after.items() if m != owners(before)[tp]}
+    assert len(moved) == 2 and {tp.partition for tp in moved} == {5}
+    assert {after[TP("src", p)] for p in range(6)} == set("abcd")
+
+
+def test_partitions_of_a_member_that_left_go_to_their_warm_copies() -> None:
+    topics = {"src", "src-changelog"}
+    counts = {"src": 6, "src-changelog": 6}
+    before = {
+        "a": {"src": [0, 1], "src-changelog": [0, 1]},
+        "b": {"src": [2, 3], "src-changelog": [2, 3]},
+        "c": {"src": [4, 5], "src-changelog": [4, 5]},
+    }
+    # b keeps a standby copy of a's partition 1, c of a's partition 0.
+    warm = {"b": {"src-changelog": [1]}, "c": {"src-changelog": [0]}}
+    owner = owners(
+        assign_partitions(
+            dict.fromkeys("bc", topics), counts, previous=before, warm=warm
+        )
+    )
+    assert owner[TP("src", 1)] == owner[TP("src-changelog", 1)] == "b"
+    assert owner[TP("src", 0)] == owner[TP("src-changelog", 0)] == "c"
+    # Without the copies, round-robin order would have swapped them.
+    cold = owners(
+        assign_partitions(dict.fromkeys("bc", topics), counts, previous=before)
+    )
+    assert cold[TP("src", 0)] == "b"
+
+
+def test_standbys_stay_on_members_that_have_a_copy() -> None:
+    active = {"a": {"log": [0, 1]}, "b": {}, "c": {}}
+    fresh = assign_standbys(active, {"log"}, replicas=1)
+    assert fresh == {"a": {}, "b": {"log": [0]}, "c": {"log": [1]}}
+    warm = {"c": {"log": [0]}, "b": {"log": [1]}}
+    kept = assign_standbys(active, {"log"}, replicas=1, warm=warm)
+    assert kept == {"a": {}, "b": {"log": [1]}, "c": {"log": [0]}}
+
+
+def test_the_kafka_assignor_is_sticky_across_rebalances() -> None:
+    cluster = FakeCluster({"t": 6})
+    assignors = {m: PartitionAssignor(f"http://{m}:6066/") for m in ("m1", "m2")}
+    rebalance(assignors, {"t"}, cluster)
+    first = {m: a.group.partitions[m] for m, a in assignors.items()}
+    assert first["m1"] == {TP("t", p) for p in (0, 2, 4)}
+    assignors["m3"] = PartitionAssignor("http://m3:6066/")
+    rebalance(assignors, {"t"}, cluster)
+    group = assignors["m1"].group.partitions
+    # The newcomer took one partition from each; the others stayed.
+    assert group["m1"] < first["m1"] and group["m2"] < first["m2"]
+    assert len(group["m3"]) == 2
 
 
 class FakeCluster:

@@ -326,3 +326,45 @@ def test_buffer_sizes_must_be_positive():
         app.Table("t", recovery_buffer_size=0)
     with pytest.raises(ImproperlyConfigured, match="'t': standby_buffer_size"):
         app.Table("t", standby_buffer_size=0)
+
+
+async def test_failover_among_three_workers_goes_to_the_standby_copies(store):
+    # With three workers, the partitions of the one that leaves go to the
+    # workers that kept standby copies of them: the takeover replays nothing
+    # they had not applied already.
+    one, topic, c1 = counting_app("tf3", None, store, datadir="one")
+    broker = one.conf.broker_url
+    two, _, c2 = counting_app("tf3", broker, store, datadir="two")
+    three, _, c3 = counting_app("tf3", broker, store, datadir="three")
+    keys = [f"k{i}" for i in range(40)]
+    apps = (one, two, three)
+    async with running(one), running(two):
+        async with running(three):
+            await wait_for(
+                lambda: all(
+                    a.consumer.assignment() and a.tables.recovered.is_set()
+                    for a in apps
+                )
+            )
+            held_by_three = three.consumer.assignment()
+            for i in range(400):
+                await topic.send(key=keys[i % 40], value=i)
+            await wait_for(
+                lambda: sum(c1.values()) + sum(c2.values()) + sum(c3.values()) == 400
+            )
+            for app in apps:
+                await app.consumer.commit()
+            changelog = len(log_of(one, "tf3-counts-changelog"))
+            await wait_for(
+                lambda: sum(a.tables.standby_applied for a in apps) == changelog
+            )
+        await wait_for(
+            lambda: (
+                (one.consumer.assignment() | two.consumer.assignment()) >= held_by_three
+            )
+        )
+        await wait_for(
+            lambda: one.tables.recovered.is_set() and two.tables.recovered.is_set()
+        )
+        assert one.tables.last_recovered == two.tables.last_recovered == 0
+        assert {**dict(c1.items()), **dict(c2.items())} == dict.fromkeys(keys, 10)
