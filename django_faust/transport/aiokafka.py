@@ -773,14 +773,20 @@ class AIOKafkaProducer(Producer):
                 items = list(buffer)
                 buffer.clear()
                 groups: dict[tuple[str, int], list[_Pending]] = {}
+                # Partition counts, looked up once per topic and round.
+                counts: dict[str, int] = {}
                 for position, item in enumerate(items):
                     topic, key, value, partition = item[0], item[1], item[2], item[3]
                     try:
-                        if partition is None or topic not in self._known_topics:
-                            await client.client._wait_on_metadata(topic)
-                            self._known_topics.add(topic)
+                        count = counts.get(topic)
+                        if count is None:
+                            count = counts[topic] = await self._partition_count(
+                                client, topic
+                            )
                         if partition is None and key is not None:
-                            partition = self._partition_for_key(client, topic, key)
+                            partition = self._partition_for_key(
+                                client, topic, key, count
+                            )
                         else:
                             partition = client._partition(
                                 topic, partition, None, None, key, value
@@ -799,16 +805,27 @@ class AIOKafkaProducer(Producer):
                 for (topic, partition), group in groups.items():
                     await self._send_group(client, topic, partition, group)
 
+    async def _partition_count(
+        self, client: aiokafka.AIOKafkaProducer, topic: str
+    ) -> int:
+        """How many partitions ``topic`` has, fetching its metadata if needed."""
+        if topic not in self._known_topics:
+            await client.client._wait_on_metadata(topic)
+            self._known_topics.add(topic)
+        partitions = client._metadata.partitions_for_topic(topic)
+        if not partitions:
+            partitions = await client.client._wait_on_metadata(topic)
+        return len(partitions or ())
+
     def _partition_for_key(
-        self, client: aiokafka.AIOKafkaProducer, topic: str, key: bytes
+        self, client: aiokafka.AIOKafkaProducer, topic: str, key: bytes, count: int
     ) -> int:
         """Kafka's partition for a key, remembered per topic and size.
 
         Keys repeat (accounts, users), and the partitioner is a pure-Python
         murmur2 per message; the cache is dropped when it grows large or the
-        topic's partition count changes.
+        topic's partition count (``count``) changes.
         """
-        count = len(client._metadata.partitions_for_topic(topic) or ())
         cache = self._partition_cache.get(topic)
         if cache is None or cache[0] != count or len(cache[1]) > 100_000:
             cache = self._partition_cache[topic] = (count, {})
