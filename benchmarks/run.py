@@ -76,7 +76,6 @@ ROWS = {
         "rows.faust_streaming",
         venv="faust",
         requirements=("faust-streaming>=0.15,<0.16",),
-        skipped={"W3": "n/a (not in this harness)"},
     ),
     "django_faust": Row("django-faust", "rows.django_faust_row"),
     # The same row with its W3 table in RocksDB; W1/W2 use no table.
