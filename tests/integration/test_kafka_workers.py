@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -304,6 +306,52 @@ async def test_manage_py_send_reaches_a_worker_through_kafka(
         expected = {(md["partition"], md["offset"]) for md in stored}
         assert {(p, o) for p, o, _ in processed()} == expected
         assert sorted(n for _, _, n in processed()) == [5, 7, 7, 7]
+        project.stop_all()
+    finally:
+        project.kill_all()
+
+
+async def test_on_leader_timer_runs_on_one_worker_and_moves_when_it_stops(
+    project_factory: Callable[[str], Project],
+) -> None:
+    """``@app.timer(on_leader=True)`` ticks on exactly one of two workers; when
+    that worker stops, the other becomes the leader and ticks instead."""
+    project = project_factory("leader")
+    await project.declare_topics()
+    try:
+        workers = [project.start_worker(), project.start_worker()]
+        everything = project.all_partitions()
+
+        def split_between_both() -> bool:
+            parts = [project.last_assignment(w.pid) for w in workers]
+            return all(parts) and set().union(*parts) == everything  # type: ignore[arg-type]
+
+        await wait_for(
+            split_between_both,
+            timeout=40,
+            what="both workers to share the partitions",
+            project=project,
+        )
+
+        def ticks(worker: subprocess.Popen[bytes], since: float) -> int:
+            return sum(
+                1 for (at,) in project.lines("tick", worker.pid) if float(at) >= since
+            )
+
+        since = time.time()
+        await asyncio.sleep(2.0)
+        counts = [ticks(w, since) for w in workers]
+        assert sorted(counts)[0] == 0 and sorted(counts)[1] >= 5, counts
+        leader, other = workers if counts[0] else workers[::-1]
+
+        assert project.stop(leader) == 0, project.output(leader)
+        stopped = time.time()
+        await wait_for(
+            lambda: ticks(other, stopped) >= 5,
+            timeout=30,
+            what="the remaining worker to become the leader and tick",
+            project=project,
+        )
         project.stop_all()
     finally:
         project.kill_all()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 from django.conf import settings
@@ -113,3 +114,10 @@ async def tally(stream: Any) -> None:
                 f"{pid} {message.partition} {message.offset} {key} {counts[key]}\n"
             )
             log.flush()
+
+
+@app.timer(0.2, on_leader=True)
+async def leader_tick() -> None:
+    """``<time>`` per tick, in tick-<pid>.log: only the group's leader ticks."""
+    with _log("tick") as log:
+        log.write(f"{time.time():.3f}\n")
