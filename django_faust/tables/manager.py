@@ -197,25 +197,12 @@ class TableManager(Service, Mapping[str, Table]):
 
     async def _follow_standbys(self, copies: Mapping[TP, Table]) -> None:
         """Keep standby table partitions in step with their changelogs."""
-        offsets = {}
-        for tp, table in copies.items():
-            persisted = table.store.persisted_offset(tp.partition)
-            offsets[tp] = 0 if persisted is None else persisted + 1
-        reader = self.app.transport.create_reader(offsets)
+        reader = self.app.transport.create_reader(_start_offsets(copies))
         await reader.start()
         logger.info("Following %d standby table partition(s).", len(copies))
         try:
             while not self.should_stop:
-                by_tp: dict[TP, list[Any]] = defaultdict(list)
-                for message in await reader.getmany(timeout=1.0):
-                    by_tp[TP(message.topic, message.partition)].append(message)
-                for tp, records in by_tp.items():
-                    copy = copies.get(tp)
-                    if copy is not None:
-                        copy.apply_changelog(
-                            tp.partition, records, copy.standby_buffer_size
-                        )
-                        self.standby_applied += len(records)
+                self.standby_applied += await _apply_next(reader, copies, 1.0)
         finally:
             await reader.stop()
 
@@ -225,10 +212,7 @@ class TableManager(Service, Mapping[str, Table]):
             self.recovered.set()
             return
         self.recovered.clear()
-        offsets = {}
-        for tp, table in wanted.items():
-            persisted = table.store.persisted_offset(tp.partition)
-            offsets[tp] = 0 if persisted is None else persisted + 1
+        offsets = _start_offsets(wanted)
         reader = self.app.transport.create_reader(offsets)
         await reader.start()
         started = time.monotonic()
@@ -274,10 +258,7 @@ class TableManager(Service, Mapping[str, Table]):
                 self._report_progress(reader, wanted, offsets, wanted, log=False)
                 return total
             messages = await reader.getmany(timeout=0.5)
-            by_tp: dict[TP, list[Any]] = defaultdict(list)
-            for message in messages:
-                by_tp[TP(message.topic, message.partition)].append(message)
-            for tp, records in by_tp.items():
+            for tp, records in _by_partition(messages).items():
                 table = wanted.get(tp)
                 if table is None:
                     continue
@@ -329,24 +310,13 @@ class TableManager(Service, Mapping[str, Table]):
                 name = table.changelog_topic_name
                 for p in await producer.partitions_for(name):
                     wanted[TP(name, p)] = table
-        offsets = {}
-        for tp, table in wanted.items():
-            persisted = table.store.persisted_offset(tp.partition)
-            offsets[tp] = 0 if persisted is None else persisted + 1
+        offsets = _start_offsets(wanted)
         reader = self.app.transport.create_reader(offsets)
         await reader.start()
         try:
             await self._replay(reader, wanted, offsets)
             while not self.should_stop:
-                by_tp: dict[TP, list[Any]] = defaultdict(list)
-                for message in await reader.getmany(timeout=1.0):
-                    by_tp[TP(message.topic, message.partition)].append(message)
-                for tp, records in by_tp.items():
-                    owner = wanted.get(tp)
-                    if owner is not None:
-                        owner.apply_changelog(
-                            tp.partition, records, owner.standby_buffer_size
-                        )
+                await _apply_next(reader, wanted, 1.0)
         finally:
             await reader.stop()
 
@@ -422,6 +392,39 @@ class TableManager(Service, Mapping[str, Table]):
                 "default": getattr(table.default, "__name__", repr(table.default)),
                 "help": table.help,
             }
+
+
+def _start_offsets(wanted: Mapping[TP, Table]) -> dict[TP, int]:
+    """Where to read each changelog partition from: after what its store has."""
+    offsets = {}
+    for tp, table in wanted.items():
+        persisted = table.store.persisted_offset(tp.partition)
+        offsets[tp] = 0 if persisted is None else persisted + 1
+    return offsets
+
+
+def _by_partition(messages: Iterable[Any]) -> dict[TP, list[Any]]:
+    """Fetched changelog messages, grouped by partition in their order."""
+    by_tp: dict[TP, list[Any]] = defaultdict(list)
+    for message in messages:
+        by_tp[TP(message.topic, message.partition)].append(message)
+    return by_tp
+
+
+async def _apply_next(
+    reader: Any, following: Mapping[TP, Table], timeout: float
+) -> int:
+    """Apply the next fetch of a followed changelog (standbys, global tables).
+
+    Writes ``standby_buffer_size`` records at a time; returns how many.
+    """
+    applied = 0
+    for tp, records in _by_partition(await reader.getmany(timeout=timeout)).items():
+        table = following.get(tp)
+        if table is not None:
+            table.apply_changelog(tp.partition, records, table.standby_buffer_size)
+            applied += len(records)
+    return applied
 
 
 def _caller_module() -> str:
