@@ -297,17 +297,7 @@ async def test_second_worker_takes_half_and_gives_it_back(
 
         second = project.start_worker(env=machine(project, store, "b"))
 
-        def split_between_both() -> bool:
-            a = project.last_assignment(first.pid)
-            b = project.last_assignment(second.pid)
-            return bool(a and b and not (a & b) and (a | b) == everything)
-
-        await wait_for(
-            split_between_both,
-            timeout=40,
-            what="both workers to share the partitions",
-            project=project,
-        )
+        await project.wait_split(first, second)
         given = {
             int(tp.rsplit(":", 1)[1])
             for tp in project.last_assignment(second.pid) or ()

@@ -128,22 +128,7 @@ async def test_group_by_moves_each_key_to_one_worker(
     await project.declare_topics()
     try:
         workers = [project.start_worker(), project.start_worker()]
-        everything = project.all_partitions()
-
-        def split_between_both() -> bool:
-            parts = [project.last_assignment(w.pid) for w in workers]
-            if any(not p for p in parts):
-                return False
-            a, b = parts
-            assert a is not None and b is not None
-            return not (a & b) and (a | b) == everything
-
-        await wait_for(
-            split_between_both,
-            timeout=40,
-            what="both workers to share the partitions",
-            project=project,
-        )
+        await project.wait_split(*workers)
         rebalances = [len(project.lines("assigned", w.pid)) for w in workers]
 
         # Round r of clicks goes to source partition r % 4: every user's
@@ -204,18 +189,7 @@ async def test_rpc_between_worker_processes_and_from_a_client_only_app(
     await project.declare_topics()
     try:
         workers = [project.start_worker(), project.start_worker()]
-        everything = project.all_partitions()
-
-        def split_between_both() -> bool:
-            parts = [project.last_assignment(w.pid) for w in workers]
-            return all(parts) and set().union(*parts) == everything  # type: ignore[arg-type]
-
-        await wait_for(
-            split_between_both,
-            timeout=40,
-            what="both workers to share the partitions",
-            project=project,
-        )
+        await project.wait_split(*workers)
         n = 24
         await project.produce(
             project.asks, ((i % PARTITIONS, f"w{i}") for i in range(n))
@@ -320,18 +294,7 @@ async def test_on_leader_timer_runs_on_one_worker_and_moves_when_it_stops(
     await project.declare_topics()
     try:
         workers = [project.start_worker(), project.start_worker()]
-        everything = project.all_partitions()
-
-        def split_between_both() -> bool:
-            parts = [project.last_assignment(w.pid) for w in workers]
-            return all(parts) and set().union(*parts) == everything  # type: ignore[arg-type]
-
-        await wait_for(
-            split_between_both,
-            timeout=40,
-            what="both workers to share the partitions",
-            project=project,
-        )
+        await project.wait_split(*workers)
 
         def ticks(worker: subprocess.Popen[bytes], since: float) -> int:
             return sum(

@@ -205,6 +205,27 @@ class Project:
         lines = self.lines("assigned", pid)
         return set(lines[-1]) if lines else None
 
+    async def wait_split(self, *workers: subprocess.Popen[bytes]) -> None:
+        """Wait until ``workers`` hold every partition between them, none twice."""
+        everything = self.all_partitions()
+
+        def split() -> bool:
+            parts = [self.last_assignment(w.pid) for w in workers]
+            if not all(parts):
+                return False
+            held = [p for p in parts if p is not None]
+            return (
+                sum(map(len, held)) == len(everything)
+                and set().union(*held) == everything
+            )
+
+        await wait_for(
+            split,
+            timeout=40,
+            what=f"{len(workers)} workers to share the partitions",
+            project=self,
+        )
+
     # -- broker ----------------------------------------------------------------
 
     async def declare_topics(self) -> None:

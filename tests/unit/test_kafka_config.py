@@ -289,14 +289,18 @@ def test_declared_groups_are_the_only_co_partitioned_ones() -> None:
     assert len(owner) == 12
 
 
+#: A table's source and changelog, six partitions, two on each of a, b, c.
+TABLE_TOPICS = {"src", "src-changelog"}
+TABLE_COUNTS = {"src": 6, "src-changelog": 6}
+SETTLED = {
+    "a": {"src": [0, 1], "src-changelog": [0, 1]},
+    "b": {"src": [2, 3], "src-changelog": [2, 3]},
+    "c": {"src": [4, 5], "src-changelog": [4, 5]},
+}
+
+
 def test_a_rebalance_moves_only_what_the_balance_needs() -> None:
-    topics = {"src", "src-changelog"}
-    counts = {"src": 6, "src-changelog": 6}
-    before = {
-        "a": {"src": [0, 1], "src-changelog": [0, 1]},
-        "b": {"src": [2, 3], "src-changelog": [2, 3]},
-        "c": {"src": [4, 5], "src-changelog": [4, 5]},
-    }
+    topics, counts, before = TABLE_TOPICS, TABLE_COUNTS, SETTLED
     same = assign_partitions(dict.fromkeys("abc", topics), counts, previous=before)
     assert same == before
     # A fourth member takes one partition (with its changelog) from one
@@ -310,13 +314,7 @@ def test_a_rebalance_moves_only_what_the_balance_needs() -> None:
 
 
 def test_partitions_of_a_member_that_left_go_to_their_warm_copies() -> None:
-    topics = {"src", "src-changelog"}
-    counts = {"src": 6, "src-changelog": 6}
-    before = {
-        "a": {"src": [0, 1], "src-changelog": [0, 1]},
-        "b": {"src": [2, 3], "src-changelog": [2, 3]},
-        "c": {"src": [4, 5], "src-changelog": [4, 5]},
-    }
+    topics, counts, before = TABLE_TOPICS, TABLE_COUNTS, SETTLED
     # b keeps a standby copy of a's partition 1, c of a's partition 0.
     warm = {"b": {"src-changelog": [1]}, "c": {"src-changelog": [0]}}
     owner = owners(
