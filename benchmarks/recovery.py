@@ -40,11 +40,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from django_faust.testing.broker import TestBroker, die_with_parent
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import kafka_io  # noqa: E402
-from broker import Broker, die_with_parent  # noqa: E402
 from common import (  # noqa: E402
     PARTITIONS,
     RESULT_MARKER,
@@ -271,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     datadirs = [tempfile.mkdtemp(prefix="bench-recovery-") for _ in range(2)]
     rows: list[tuple[str, dict[str, Any], str]] = []
     try:
-        with Broker() as broker:
+        with TestBroker() as broker:
             print(f"Broker (tansu) on {broker.bootstrap}", flush=True)
             asyncio.run(
                 kafka_io.create_topics(

@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from django_faust.testing.broker import TestBroker, die_with_parent
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import kafka_io  # noqa: E402
-from broker import Broker, die_with_parent  # noqa: E402
 from common import (  # noqa: E402
     PROFILE_ENV,
     RESULT_MARKER,
@@ -384,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     PROFILES = args.profile
     results: dict[str, dict[str, Outcome]] = {name: {} for name in args.rows}
     started = time.monotonic()
-    with Broker() as broker:
+    with TestBroker() as broker:
         print(f"Broker (tansu) on {broker.bootstrap}", flush=True)
         for workload in args.workloads:
             for name in args.rows:

@@ -32,7 +32,7 @@ from typing import IO
 
 import pytest
 
-__all__ = ["BrokerNotAvailable", "TestBroker", "kafka_broker"]
+__all__ = ["BrokerNotAvailable", "TestBroker", "die_with_parent", "kafka_broker"]
 
 #: Seconds to wait for the broker to answer before giving up.
 START_TIMEOUT = 15.0
@@ -100,8 +100,11 @@ def _read_exactly(sock: socket.socket, n: int) -> bytes | None:
     return data
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Ask Linux to SIGTERM the broker when the process that started it dies.
+def die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Ask Linux to SIGTERM this child when the process that started it dies.
+
+    The ``preexec_fn`` of the broker's `subprocess.Popen` (and of the
+    benchmark's row processes).
 
     This covers the one case a context manager cannot: the test process
     being killed outright (SIGKILL, OOM). Linux sends the signal when the
@@ -195,7 +198,7 @@ class TestBroker:
             # Its own process group: a Ctrl-C in the terminal reaches only the
             # test process, which then stops the broker in order.
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
