@@ -27,7 +27,7 @@ from .channels import Channel
 from .conf import Settings
 from .events import Event
 from .models import Record
-from .streams import Stream, current_event
+from .streams import Stream, current_event, current_message
 from .tables import Table
 from .topics import Topic
 from .types import TP, RecordMetadata
@@ -51,4 +51,5 @@ __all__ = [
     "__version__",
     "app",
     "current_event",
+    "current_message",
 ]

@@ -30,8 +30,9 @@ from .exceptions import ImproperlyConfigured
 if TYPE_CHECKING:
     from .app.base import App
     from .channels import Channel, Subscription
+    from .types import MessageT
 
-__all__ = ["Stream", "current_event"]
+__all__ = ["Stream", "current_event", "current_message", "current_stream"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,24 @@ SKIP = object()
 Processor = Callable[[Any], Any | Awaitable[Any]]
 
 _VALUES, _ITEMS, _EVENTS = 0, 1, 2
+
+
+def current_stream() -> Stream | None:
+    """The stream whose reader runs in this task (an agent's actor), if any."""
+    return _current_stream.get()
+
+
+def current_message() -> MessageT | None:
+    """The message the current agent or stream is processing, if any.
+
+    Cheap: no `Event` is built and nothing is decoded, so tables and
+    windows can ask on every write. Its ``topic``, ``partition``,
+    ``offset``, ``timestamp``, ``key`` and ``value`` are the raw record's.
+    """
+    stream = _current_stream.get()
+    if stream is None:
+        return None
+    return stream.current_message
 
 
 def current_event() -> Event | None:
@@ -236,6 +255,12 @@ class Stream:
         return value
 
     # -- the event being processed ---------------------------------------------
+
+    @property
+    def current_message(self) -> MessageT | None:
+        """The raw message the reader holds (None between events)."""
+        message: MessageT | None = self._message
+        return message
 
     @property
     def current_event(self) -> Event | None:

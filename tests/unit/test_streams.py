@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from django_faust import Record, current_event
+from django_faust import Record, current_event, current_message
 from django_faust.testing import running
 from tests.helpers import committed, log_of, wait_for
 
@@ -321,6 +321,23 @@ async def test_undecodable_message_is_sent_aside_and_the_stream_goes_on(
 
 async def test_current_event_outside_a_stream_is_none():
     assert current_event() is None
+    assert current_message() is None
+
+
+async def test_current_message_is_the_raw_record_being_processed(faust_app):
+    topic = faust_app.topic("raw", value_type=int, partitions=2)
+    seen = []
+
+    @faust_app.agent(topic)
+    async def collect(stream):
+        async for value in stream:
+            message = current_message()
+            seen.append((value, message.topic, message.partition, message.key))
+
+    async with running(faust_app):
+        await topic.send(key=b"k", value=7, partition=1)
+        await wait_for(lambda: seen)
+    assert seen == [(7, "raw", 1, b"k")]
 
 
 async def test_app_stream_over_an_iterable(faust_app):
