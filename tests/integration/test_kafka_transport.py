@@ -22,7 +22,7 @@ from aiokafka.structs import TopicPartition
 
 from django_faust.testing import make_app, running
 from django_faust.testing.broker import TestBroker
-from django_faust.transport import aiokafka as driver
+from django_faust.transport import kafka as driver
 from django_faust.types import TP
 
 pytestmark = pytest.mark.broker
@@ -281,7 +281,9 @@ async def test_send_soon_failure_is_logged_with_the_topic(
     assert isinstance(producer, driver.AIOKafkaProducer)
     try:
         await producer.create_topic(name, partitions=1, replication=1)
-        with caplog.at_level(logging.ERROR, logger="django_faust.transport.aiokafka"):
+        with caplog.at_level(
+            logging.ERROR, logger="django_faust.transport.kafka.producer"
+        ):
             failing = producer.send_soon(name, None, b"x" * 10_000)
             fine = producer.send_soon(name, None, b"small")
             await producer.flush()
