@@ -27,7 +27,7 @@ setup(
     python_requires=">=3.11",
     install_requires=[
         "django>=5.2,<7",
-        "aiokafka>=0.12",
+        "aiokafka>=0.14,<0.15",
         "mode-streaming>=0.4",
         "channels>=4.1",
         "click>=8.1",

@@ -18,12 +18,11 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from aiokafka.partitioner import murmur2
-
 from ..exceptions import ImproperlyConfigured
 from ..types import TP, Message, MessageT, RecordMetadata
 from .assignment import assign_partitions, assign_standbys, by_topic
 from .base import Consumer, PartitionReader, Producer, Transport
+from .kafka.compat import murmur2
 
 if TYPE_CHECKING:
     from ..app.base import App

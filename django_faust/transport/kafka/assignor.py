@@ -18,14 +18,13 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
-from aiokafka.coordinator.protocol import (
+from ...types import TP
+from ..assignment import assign_partitions, assign_standbys, by_topic
+from .compat import (
+    AbstractPartitionAssignor,
     ConsumerProtocolMemberAssignment,
     ConsumerProtocolMemberMetadata,
 )
-
-from ...types import TP
-from ..assignment import assign_partitions, assign_standbys, by_topic
 
 if TYPE_CHECKING:
     from aiokafka.cluster import ClusterMetadata

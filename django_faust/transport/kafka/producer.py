@@ -20,13 +20,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     MessageSizeTooLargeError,
     TopicAlreadyExistsError,
-    UnknownTopicOrPartitionError,
     for_code,
 )
-from aiokafka.protocol.metadata import MetadataRequest
 
 from ...types import RecordMetadata
 from ..base import Producer
+from . import compat
 from .config import ms
 
 if TYPE_CHECKING:
@@ -204,8 +203,8 @@ class AIOKafkaProducer(Producer):
                                 client, topic, key, count
                             )
                         else:
-                            partition = client._partition(
-                                topic, partition, None, None, key, value
+                            partition = compat.partition_for(
+                                client, topic, key, value, partition
                             )
                     except asyncio.CancelledError:
                         # Nothing of this round was handed over yet except the
@@ -226,12 +225,12 @@ class AIOKafkaProducer(Producer):
     ) -> int:
         """How many partitions ``topic`` has, fetching its metadata if needed."""
         if topic not in self._known_topics:
-            await client.client._wait_on_metadata(topic)
+            await compat.wait_on_metadata(client, topic)
             self._known_topics.add(topic)
-        partitions = client._metadata.partitions_for_topic(topic)
+        partitions = compat.known_partitions(client, topic)
         if not partitions:
-            partitions = await client.client._wait_on_metadata(topic)
-        return len(partitions or ())
+            partitions = await compat.wait_on_metadata(client, topic)
+        return len(partitions)
 
     def _partition_for_key(
         self, client: aiokafka.AIOKafkaProducer, topic: str, key: bytes, count: int
@@ -248,9 +247,7 @@ class AIOKafkaProducer(Producer):
         known = cache[1]
         partition = known.get(key)
         if partition is None:
-            partition = known[key] = client._partition(
-                topic, None, None, None, key, None
-            )
+            partition = known[key] = compat.partition_for(client, topic, key, None)
         return partition
 
     async def _send_group(
@@ -390,7 +387,7 @@ class AIOKafkaProducer(Producer):
         response = await admin.create_topics(
             [NewTopic(topic, partitions, replication, topic_configs=configs)]
         )
-        for name, code, *rest in response.topic_errors:
+        for name, code, message in compat.created_topic_errors(response):
             if code == 0:
                 logger.info(
                     "Created topic %r (partitions=%d, replication=%d, config=%r)",
@@ -400,7 +397,6 @@ class AIOKafkaProducer(Producer):
                     configs,
                 )
             elif code != TopicAlreadyExistsError.errno:
-                message = rest[0] if rest and rest[0] else ""
                 raise for_code(code)(f"Could not create topic {name!r}: {message}")
         self._declared.add(topic)
 
@@ -414,19 +410,5 @@ class AIOKafkaProducer(Producer):
             return self._admin
 
     async def partitions_for(self, topic: str) -> set[int]:
-        # A metadata request that may not auto-create the topic (aiokafka's
-        # own lookups allow it, and Tansu always auto-creates).
-        client = self._client().client
-        node = client.get_random_node()
-        if node is None:
-            await client.force_metadata_update()
-            node = client.get_random_node()
-        request = MetadataRequest([topic], allow_auto_topic_creation=False)
-        response = await client.send(node, request)
-        for info in response.to_object()["topics"]:
-            if info["topic"] != topic:
-                continue
-            if info["error_code"] == UnknownTopicOrPartitionError.errno:
-                return set()
-            return {p["partition"] for p in info["partitions"]}
-        return set()
+        # Never auto-creates the topic (see compat.partitions_without_creating).
+        return await compat.partitions_without_creating(self._client(), topic)
