@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import (
     TYPE_CHECKING,
+    AbstractSet,
     Any,
     AsyncIterable,
     Awaitable,
@@ -40,7 +41,9 @@ from ..streams import Stream
 from ..tables import GlobalTable, SetTable, Table, TableManager
 from ..topics import Topic
 from ..transport import by_url
+from ..transport.base import ConsumerCallbacks
 from ..transport.conductor import Conductor
+from ..types import TP
 
 if TYPE_CHECKING:
     from ..transport.base import Consumer, Producer, Transport
@@ -100,6 +103,13 @@ class App(Service):
     on_partitions_assigned: Signal = Signal()
     #: Sent with the set of partitions revoked at each rebalance.
     on_partitions_revoked: Signal = Signal()
+    #: Sent when a rebalance begins, before any partition is revoked.
+    on_rebalance_start: Signal = Signal()
+    #: Sent when the group's new assignment arrived (revocation done),
+    #: before its tables are recovered.
+    on_rebalance_return: Signal = Signal()
+    #: Sent when the rebalance is over: tables recovered, events flow again.
+    on_rebalance_complete: Signal = Signal()
 
     mundane_level = "debug"
 
@@ -139,6 +149,9 @@ class App(Service):
             "on_worker_init",
             "on_partitions_assigned",
             "on_partitions_revoked",
+            "on_rebalance_start",
+            "on_rebalance_return",
+            "on_rebalance_complete",
         ):
             signal = getattr(type(self), name)
             setattr(self, name, signal.with_default_sender(self))
@@ -191,7 +204,7 @@ class App(Service):
     def transport(self) -> Transport:
         if self._transport is None:
             url = self.conf.broker_url
-            self._transport = by_url(url)(url, self)
+            self._transport = by_url(url)(url, self.conf)
         return self._transport
 
     @property
@@ -203,8 +216,45 @@ class App(Service):
     @property
     def consumer(self) -> Consumer:
         if self._consumer is None:
-            self._consumer = self.transport.create_consumer()
+            self._consumer = self.transport.create_consumer(self.consumer_callbacks())
         return self._consumer
+
+    def consumer_callbacks(self) -> ConsumerCallbacks:
+        """What the consumer does at commit and rebalance time, for this app.
+
+        The consumer never reaches into the app: these are its only ways in.
+        """
+        conductor = self.conductor
+        return ConsumerCallbacks(
+            topics=conductor.topic_names,
+            deliver=conductor.deliver,
+            passive=lambda: conductor.passive,
+            before_commit=self._before_commit,
+            after_commit=lambda offsets: self.monitor.on_commit(offsets),
+            on_revoking=conductor.revoke,
+            on_revoked=lambda tps: self.on_partitions_revoked.send(tps),
+            on_assigning=lambda tps, standbys: self.tables.on_partitions_assigned(
+                tps, standbys
+            ),
+            on_assigned=lambda tps: self.on_partitions_assigned.send(tps),
+            on_rebalance_start=lambda: self.on_rebalance_start.send(),
+            on_rebalance_return=lambda: self.on_rebalance_return.send(),
+            on_rebalance_complete=lambda: self.on_rebalance_complete.send(),
+            standby_topics=lambda: self.tables.standby_topics(),
+            copartitioned=getattr(self, "assignor_copartitioned_groups", None),
+        )
+
+    async def _before_commit(self) -> None:
+        """Make durable what acked events produced, before their offsets.
+
+        Table changes first (the changelog must hold them before the offsets
+        of the events that made them are committed), then whatever else is
+        still in the producer's buffer.
+        """
+        await self.tables.flush()
+        producer = self._producer
+        if producer is not None and producer.started:
+            await producer.flush()
 
     @property
     def conductor(self) -> Conductor:
@@ -559,6 +609,41 @@ class App(Service):
                 await consumer.commit()
             except Exception as exc:
                 logger.error("Final commit failed: %r", exc, exc_info=exc)
+
+    async def commit(self, topics: AbstractSet[str | TP] | None) -> bool:
+        """Commit the acked offsets of these topics or partitions now.
+
+        ``topics`` is a set of topic names (every assigned partition of
+        each) and `TP` s; ``None`` commits every assigned partition. As the
+        periodic commit does, only offsets whose earlier events are all
+        acknowledged are committed, after tables and the producer are
+        flushed. Returns whether anything was committed (False on a process
+        that does not consume, or when nothing new was acked).
+        """
+        if isinstance(topics, (str, TP)):
+            raise TypeError(
+                f"app.commit() takes a set of topic names and TPs, got {topics!r}; "
+                f"write app.commit({{{topics!r}}})."
+            )
+        consumer = self._consumer
+        if consumer is None or not consumer.started:
+            return False
+        if topics is None:
+            return await consumer.commit()
+        names: set[str] = set()
+        tps: set[TP] = set()
+        for item in topics:
+            if isinstance(item, TP):
+                tps.add(item)
+            elif isinstance(item, str):
+                names.add(item)
+            else:
+                raise TypeError(
+                    "app.commit() takes topic names and TPs; "
+                    f"got {item!r} ({type(item).__name__})."
+                )
+        tps.update(tp for tp in consumer.trackers if tp.topic in names)
+        return await consumer.commit(tps)
 
     def is_running(self) -> bool:
         return self.started and not self.should_stop

@@ -19,7 +19,7 @@ from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
 from aiokafka.structs import TopicPartition
 
 from ...types import TP, MessageT
-from ..base import Consumer
+from ..base import Consumer, ConsumerCallbacks
 from .assignor import GroupAssignment, PartitionAssignor
 from .config import ms
 
@@ -51,16 +51,20 @@ class AIOKafkaConsumer(Consumer):
     """A member of the app's consumer group (``group_id`` is the app id).
 
     Offsets are never auto-committed: the engine commits what was acked.
+    The assignor learns the standby topics and co-partitioned groups from
+    the ``callbacks``, like everything else the consumer needs of the app.
     """
 
-    def __init__(self, transport: AIOKafkaTransport) -> None:
-        super().__init__(transport)
-        conf = self.app.conf
+    def __init__(
+        self, transport: AIOKafkaTransport, callbacks: ConsumerCallbacks
+    ) -> None:
+        super().__init__(transport, callbacks)
+        conf = self.conf
         self.group_id = conf.id
         self.assignor = PartitionAssignor(
             f"http://{conf.web_host}:{conf.web_port}/",
-            getattr(self.app, "assignor_copartitioned_groups", None),
-            self.app.tables.standby_topics,
+            callbacks.copartitioned,
+            callbacks.standby_topics,
         )
         self.max_poll_records = conf.broker_max_poll_records or DEFAULT_MAX_POLL_RECORDS
         self._consumer: aiokafka.AIOKafkaConsumer | None = None
@@ -76,14 +80,16 @@ class AIOKafkaConsumer(Consumer):
     def _client(self) -> aiokafka.AIOKafkaConsumer:
         consumer = self._consumer
         if consumer is None:
-            raise RuntimeError(f"{self.app.label}: the Kafka consumer is not started.")
+            raise RuntimeError(
+                f"App {self.conf.id}: the Kafka consumer is not started."
+            )
         return consumer
 
     # -- lifecycle -------------------------------------------------------------
 
     def client_options(self) -> dict[str, Any]:
         """The arguments of the aiokafka consumer, from the app's settings."""
-        conf = self.app.conf
+        conf = self.conf
         transport = cast("AIOKafkaTransport", self.transport)
         return {
             **transport.client_options(),
@@ -130,7 +136,8 @@ class AIOKafkaConsumer(Consumer):
                 consumer.subscribe(topics=sorted(topics), listener=self._listener)
             else:
                 consumer.unsubscribe()
-                self._ready.set()  # no assignment will follow
+                self._ready.set()  # no assignment will follow: this is it
+                await self.on_partitions_assigned(set())
 
     async def _revoked(self, revoked: set[TP]) -> None:
         # From here until the new assignment is recovered, nothing fetched is
@@ -224,7 +231,7 @@ class AIOKafkaConsumer(Consumer):
             committed = tracker.committed if tracker is not None else None
             if committed is not None:
                 consumer.seek(ktp, committed)
-            elif self.app.conf.consumer_auto_offset_reset == "earliest":
+            elif self.conf.consumer_auto_offset_reset == "earliest":
                 await consumer.seek_to_beginning(ktp)
             else:
                 consumer.seek(ktp, batch[0].offset)

@@ -76,14 +76,16 @@ class AIOKafkaProducer(Producer):
     def _client(self) -> aiokafka.AIOKafkaProducer:
         producer = self._producer
         if producer is None:
-            raise RuntimeError(f"{self.app.label}: the Kafka producer is not started.")
+            raise RuntimeError(
+                f"App {self.conf.id}: the Kafka producer is not started."
+            )
         return producer
 
     # -- lifecycle -------------------------------------------------------------
 
     def client_options(self) -> dict[str, Any]:
         """The arguments of the aiokafka producer, from the app's settings."""
-        conf = self.app.conf
+        conf = self.conf
         transport = cast("AIOKafkaTransport", self.transport)
         return {
             **transport.client_options(),
@@ -259,7 +261,7 @@ class AIOKafkaProducer(Producer):
     ) -> None:
         batch = client.create_batch()
         members: list[tuple[asyncio.Future[RecordMetadata], int, int | None]] = []
-        limit = self.app.conf.producer_max_request_size
+        limit = self.conf.producer_max_request_size
         for item in group:
             _, key, value, _, timestamp_ms, headers, fut = item
             size = len(key or b"") + len(value or b"")

@@ -6,14 +6,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...types import TP
-from ..base import Transport
+from ..base import ConsumerCallbacks, Transport
 from .config import bootstrap_servers, credentials_options, ms
 from .consumer import AIOKafkaConsumer
 from .producer import AIOKafkaProducer
 from .reader import AIOKafkaPartitionReader
 
 if TYPE_CHECKING:
-    from ...app.base import App
+    from ...conf import Settings
 
 __all__ = ["AIOKafkaTransport"]
 
@@ -24,14 +24,14 @@ class AIOKafkaTransport(Transport):
     driver_name = "aiokafka"
     default_port = 9092
 
-    def __init__(self, url: str, app: App) -> None:
-        super().__init__(url, app)
+    def __init__(self, url: str, conf: Settings) -> None:
+        super().__init__(url, conf)
         self.bootstrap_servers = bootstrap_servers(url)
         self._security: dict[str, Any] | None = None
 
     def client_options(self) -> dict[str, Any]:
         """Arguments every aiokafka client of this app takes."""
-        conf = self.app.conf
+        conf = self.conf
         if self._security is None:
             # Built once: the SSL context reads certificate files.
             self._security = credentials_options(conf.broker_credentials)
@@ -42,8 +42,8 @@ class AIOKafkaTransport(Transport):
             **self._security,
         }
 
-    def create_consumer(self) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(self)
+    def create_consumer(self, callbacks: ConsumerCallbacks) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(self, callbacks)
 
     def create_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(self)
