@@ -625,14 +625,9 @@ class App(Service):
                 f"app.commit() takes a set of topic names and TPs, got {topics!r}; "
                 f"write app.commit({{{topics!r}}})."
             )
-        consumer = self._consumer
-        if consumer is None or not consumer.started:
-            return False
-        if topics is None:
-            return await consumer.commit()
         names: set[str] = set()
         tps: set[TP] = set()
-        for item in topics:
+        for item in topics or ():
             if isinstance(item, TP):
                 tps.add(item)
             elif isinstance(item, str):
@@ -642,6 +637,11 @@ class App(Service):
                     "app.commit() takes topic names and TPs; "
                     f"got {item!r} ({type(item).__name__})."
                 )
+        consumer = self._consumer
+        if consumer is None or not consumer.started:
+            return False
+        if topics is None:
+            return await consumer.commit()
         tps.update(tp for tp in consumer.trackers if tp.topic in names)
         return await consumer.commit(tps)
 
