@@ -335,3 +335,91 @@ async def test_create_topic_with_config_and_no_alteration(
     assert configs["cleanup.policy"] == "compact"
     assert configs["retention.ms"] == "60000"
     assert name in topics
+
+
+def _rounds(seen: list[str]) -> list[list[str]]:
+    """The signals seen, one list per rebalance (each begins with "start")."""
+    rounds: list[list[str]] = []
+    for name in seen:
+        if name == "start" or not rounds:
+            rounds.append([])
+        rounds[-1].append(name)
+    return rounds
+
+
+async def test_rebalance_signals_and_app_commit(kafka_broker: TestBroker) -> None:
+    app_id = unique("signals")
+    one = kafka_app(kafka_broker, id=app_id, web_port=7011, commit_interval=1000.0)
+    two = kafka_app(kafka_broker, id=app_id, web_port=7012)
+    name = unique("jobs")
+    for app in (one, two):
+        topic = app.topic(name, partitions=2, value_type=int)
+
+        @app.agent(topic, name="worker")
+        async def worker(stream: Any) -> None:
+            async for _ in stream:
+                pass
+
+    seen: list[str] = []
+
+    @one.on_rebalance_start.connect
+    async def on_rebalance_start(sender: Any, **kwargs: Any) -> None:
+        seen.append("start")
+
+    @one.on_partitions_revoked.connect
+    async def on_partitions_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        if revoked:
+            seen.append("revoked")
+
+    @one.on_rebalance_return.connect
+    async def on_rebalance_return(sender: Any, **kwargs: Any) -> None:
+        seen.append("return")
+
+    @one.on_partitions_assigned.connect
+    async def on_partitions_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        seen.append("assigned")
+
+    @one.on_rebalance_complete.connect
+    async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
+        assert sender is one
+        seen.append("complete")
+
+    tps = [TP(name, 0), TP(name, 1)]
+    async with running(one):
+        await wait_for(
+            lambda: one.consumer.assignment() == set(tps) and seen[-1:] == ["complete"],
+            what="first assignment",
+        )
+        for steps in _rounds(seen):
+            assert steps == ["start", "return", "assigned", "complete"], seen
+
+        # app.commit: only the acked offsets of the topics asked, at once
+        # (the commit interval never comes).
+        for i in range(6):
+            await one.send(name, value=i, partition=i % 2)
+        await wait_for(
+            lambda: one.consumer.committable() == {tps[0]: 3, tps[1]: 3},
+            what="six events acked",
+        )
+        assert await one.commit({unique("other")}) is False
+        assert await group_offsets(kafka_broker, app_id, tps) == dict.fromkeys(tps)
+        assert await one.commit({name}) is True
+        assert await group_offsets(kafka_broker, app_id, tps) == dict.fromkeys(tps, 3)
+        assert await one.commit({name}) is False
+
+        seen.clear()
+        async with running(two):
+            await wait_for(
+                lambda: (
+                    len(one.consumer.assignment()) == 1 and seen[-1:] == ["complete"]
+                ),
+                timeout=40,
+                what="the second member's share",
+            )
+            rounds = _rounds(seen)
+            assert any("revoked" in steps for steps in rounds), seen
+            for steps in rounds:
+                assert steps in (
+                    ["start", "return", "assigned", "complete"],
+                    ["start", "revoked", "return", "assigned", "complete"],
+                ), seen
