@@ -260,7 +260,7 @@ class App(Service):
     def conductor(self) -> Conductor:
         """Topic name -> subscriptions; ``"name" in app.conductor`` works."""
         if self._conductor is None:
-            self._conductor = Conductor(self)
+            self._conductor = Conductor(lambda: self._consumer)
         return self._conductor
 
     topics = conductor

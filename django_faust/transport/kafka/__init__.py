@@ -15,6 +15,7 @@ One module a job:
 * `.producer`: `AIOKafkaProducer`, batched sends and topic creation.
 * `.reader`: `AIOKafkaPartitionReader`, chosen partitions outside the group.
 * `.transport`: `AIOKafkaTransport`, which builds the three.
+* `.compat`: the one module that uses aiokafka beyond its documented API.
 
 aiokafka's records pass through untouched: ``ConsumerRecord`` has the
 attributes the engine reads (its ``timestamp`` is in milliseconds).
