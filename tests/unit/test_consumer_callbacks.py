@@ -239,3 +239,21 @@ async def test_a_failed_assignment_ends_the_rebalance_so_the_next_one_says_so() 
     assert recorder.names() == ["start"]
     await consumer.on_partitions_revoked(set())
     assert recorder.names() == ["start", "start"]
+
+
+def test_no_transport_module_imports_the_app() -> None:
+    """The seam holds by construction: transport/ knows no App to reach into."""
+    import ast
+    from pathlib import Path
+
+    import django_faust.transport
+
+    root = Path(django_faust.transport.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and "app" in (node.module or "").split(
+                "."
+            ):
+                offenders.append(f"{path.relative_to(root)}: {node.module}")
+    assert not offenders, offenders
