@@ -31,6 +31,7 @@ setup(
         "mode-streaming>=0.4",
         "channels>=4.1",
         "click>=8.1",
+        "cronsim>=2.8",
         "uvicorn>=0.30",
     ],
     extras_require={

@@ -13,6 +13,7 @@ committed.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import inspect
 import logging
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from ..tables import GlobalTable, SetTable, Table, TableManager
 from ..topics import Topic
 from ..transport import by_url
 from ..transport.conductor import Conductor
+from .crontab import Crontab, want_timezone
 
 if TYPE_CHECKING:
     from ..transport.base import Consumer, Producer, Transport
@@ -50,15 +52,23 @@ __all__ = ["App", "CommandSpec", "TaskSpec"]
 
 logger = logging.getLogger(__name__)
 
+#: The longest single sleep of a crontab job before it looks at the clock again.
+CRONTAB_MAX_SLEEP = 60.0
+
 
 @dataclass
 class TaskSpec:
-    """A function the app runs once at start (`task`) or periodically (`timer`)."""
+    """A function the app runs once at start (`task`) or periodically.
+
+    Periodically means every ``interval`` seconds (`timer`) or on a cron
+    schedule (`crontab`).
+    """
 
     name: str
     fun: Callable[..., Awaitable[Any]]
     interval: float | None = None
     on_leader: bool = False
+    crontab: Crontab | None = None
 
 
 @dataclass
@@ -313,7 +323,7 @@ class App(Service):
         return _decorate(fun) if fun is not None else _decorate
 
     def timer(  # type: ignore[override]
-        self, interval: Seconds, *, on_leader: bool = False, name: str | None = None
+        self, interval: Seconds, on_leader: bool = False, *, name: str | None = None
     ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
         """Run an ``async def`` function every ``interval`` seconds.
 
@@ -332,6 +342,44 @@ class App(Service):
             self._check_async(f, "@app.timer")
             timer_name = name or _qualname(f)
             self.timers[timer_name] = TaskSpec(timer_name, f, seconds, on_leader)
+            return f
+
+        return _decorate
+
+    def crontab(  # type: ignore[override]
+        self,
+        cron_format: str,
+        *,
+        timezone: datetime.tzinfo | str | None = None,
+        on_leader: bool = False,
+        name: str | None = None,
+    ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+        """Run an ``async def`` function on a cron schedule (``"0 9 * * mon-fri"``).
+
+        Times are wall-clock times in ``timezone`` (a tzinfo or a zone
+        name), by default the ``TIMEZONE`` setting (UTC unless set). With
+        ``on_leader=True`` the job runs only on the worker that leads the
+        consumer group. Listed with the timers (``app.timers``).
+        """
+        zone = (
+            None
+            if timezone is None
+            else want_timezone(timezone, what=f"@app.crontab({cron_format!r})")
+        )
+
+        def _decorate(
+            f: Callable[..., Awaitable[Any]],
+        ) -> Callable[..., Awaitable[Any]]:
+            self._check_async(f, "@app.crontab")
+            job_name = name or _qualname(f)
+            schedule = Crontab(
+                cron_format,
+                timezone=zone,
+                what=f"@app.crontab({cron_format!r}) on {job_name}",
+            )
+            self.timers[job_name] = TaskSpec(
+                job_name, f, on_leader=on_leader, crontab=schedule
+            )
             return f
 
         return _decorate
@@ -490,7 +538,8 @@ class App(Service):
         for spec in self.tasks.values():
             self._task_futures.append(asyncio.ensure_future(self._run_task(spec)))
         for spec in self.timers.values():
-            self._task_futures.append(asyncio.ensure_future(self._run_timer(spec)))
+            run = self._run_crontab if spec.crontab is not None else self._run_timer
+            self._task_futures.append(asyncio.ensure_future(run(spec)))
 
     async def start_client(self) -> None:
         """Start only what sending needs (no agents, no consumer)."""
@@ -532,6 +581,32 @@ class App(Service):
                 raise
             except Exception:
                 logger.exception("Timer %s raised; it keeps running", spec.name)
+
+    async def _run_crontab(self, spec: TaskSpec) -> None:
+        schedule = spec.crontab
+        assert schedule is not None
+        zone = self.conf.timezone
+        fire_at = schedule.next_run(schedule.clock(), zone).timestamp()
+        while not self.should_stop:
+            delay = fire_at - schedule.clock()
+            if delay > 0:
+                # In short steps, so a wall-clock jump (NTP, a suspended
+                # machine) delays a run by at most one step.
+                await self.sleep(min(delay, CRONTAB_MAX_SLEEP))
+                continue
+            if not spec.on_leader or self.is_leader():
+                try:
+                    await self._call(spec)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception(
+                        "Crontab job %s raised; it keeps running", spec.name
+                    )
+            # Strictly after this run, even if the clock is behind it: never
+            # twice for one scheduled time; runs missed while busy are skipped.
+            after = max(schedule.clock(), fire_at)
+            fire_at = schedule.next_run(after, zone).timestamp()
 
     async def on_stop(self) -> None:
         """Finish in-flight work and commit before the services stop."""
