@@ -16,7 +16,7 @@ import asyncio
 import datetime
 import inspect
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -45,6 +45,7 @@ from ..transport.conductor import Conductor
 from .crontab import Crontab, want_timezone
 
 if TYPE_CHECKING:
+    from ..cli.base import AppCommand
     from ..transport.base import Consumer, Producer, Transport
     from ..types import RecordMetadata
 
@@ -79,7 +80,8 @@ class CommandSpec:
     fun: Callable[..., Any]
     options: Sequence[Callable[[Any], Any]] = ()
     help: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: The class of ``self`` for a function taking it (`cli.base.AppCommand`).
+    base: type[AppCommand] | None = None
 
 
 def _takes_app(fun: Callable[..., Any]) -> bool:
@@ -397,19 +399,23 @@ class App(Service):
     def command(
         self,
         *options: Callable[[Any], Any],
+        base: type[AppCommand] | None = None,
         name: str | None = None,
         help: str | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Add a subcommand to ``manage.py faust``.
 
-        ``options`` are click decorators (``click.option("--n", type=int)``).
-        The function may be ``async``.
+        ``options`` are click decorators (``click.option("--n", type=int)``);
+        their values are passed as keyword arguments. The function may be
+        ``async``. If its first parameter is ``self`` it gets an `AppCommand`
+        (``self.app``, ``self.say(...)``), as in Faust; ``base`` is the
+        `AppCommand` subclass to use.
         """
 
         def _decorate(f: Callable[..., Any]) -> Callable[..., Any]:
             command_name = name or f.__name__.replace("_", "-")
             self.commands[command_name] = CommandSpec(
-                command_name, f, options, help or inspect.getdoc(f) or ""
+                command_name, f, options, help or inspect.getdoc(f) or "", base
             )
             return f
 
