@@ -192,7 +192,7 @@ class Topic(Channel):
 
     def subscribe(self) -> Subscription:
         """A new subscription that receives every message of these topics."""
-        sub = Subscription(self, self._buffer_size())
+        sub = Subscription(self, self.buffer_size())
         self.app.conductor.add(sub)
         return sub
 

@@ -26,6 +26,7 @@ from .supervision import Supervision
 
 if TYPE_CHECKING:
     from ..streams import Stream
+    from ..types import TP
     from .agent import Agent
 
 __all__ = ["Actor"]
@@ -42,10 +43,14 @@ class Actor(Service):
 
     mundane_level = "debug"
 
-    def __init__(self, agent: Agent, stream: Stream, index: int) -> None:
+    def __init__(
+        self, agent: Agent, stream: Stream, index: int, *, tp: TP | None = None
+    ) -> None:
         self.agent = agent
         self.stream = stream
         self.index = index
+        #: The one partition this actor reads (``isolated_partitions=True``).
+        self.tp = tp
         self.restarts = 0
         self._task: asyncio.Future[Any] | None = None
         # Hang under the agent in the service tree, so a crash can take the
@@ -54,6 +59,8 @@ class Actor(Service):
 
     @property
     def label(self) -> str:
+        if self.tp is not None:
+            return f"Actor {self.agent.name}[{self.tp.topic}/{self.tp.partition}]"
         return f"Actor {self.agent.name}[{self.index}]"
 
     async def on_start(self) -> None:
@@ -92,7 +99,7 @@ class Actor(Service):
 
     async def _fresh_stream(self) -> None:
         await self.stream.stop()
-        self.stream = self.agent.new_stream()
+        self.stream = self.agent.new_stream(self.tp)
         self.restarts += 1
         logger.info("%s restarted (%d restarts)", self.label, self.restarts)
 

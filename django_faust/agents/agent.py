@@ -1,7 +1,9 @@
 """Agents: async stream processors declared with ``@app.agent``.
 
 An agent owns one subscription to its channel and runs ``concurrency``
-actors over it (see ``actor.py`` for supervision). Values an agent ``yield``s go to its
+actors over it (see ``actor.py`` and ``supervision.py``), or, with
+``isolated_partitions=True``, one actor per assigned partition (see
+``partitions.py``). Values an agent ``yield``s go to its
 sinks (other agents, topics, channels or callables). Events that made the
 agent raise are sent to the dead-letter topic, never silently dropped.
 """
@@ -28,12 +30,14 @@ from ..channels import Channel, Subscription
 from ..exceptions import ImproperlyConfigured
 from ..streams import Stream
 from .actor import Actor
+from .partitions import PartitionedSubscription
 from .replies import CORRELATION_ID, REPLY_TO, encode_reply, reply_target
 from .supervision import Supervision, supervision_for
 
 if TYPE_CHECKING:
     from ..app.base import App
     from ..testing.agents import AgentTestWrapper
+    from ..types import TP
 
 __all__ = ["Agent"]
 
@@ -58,6 +62,7 @@ class Agent(Service):
         sink: Iterable[Any] | None = None,
         on_error: Callable[[Agent, BaseException], Any] | None = None,
         supervisor_strategy: type[Any] | str | None = None,
+        isolated_partitions: bool = False,
         help: str | None = None,
         **topic_options: Any,
     ) -> None:
@@ -69,8 +74,24 @@ class Agent(Service):
             raise ImproperlyConfigured(
                 f"Agent {name}: concurrency must be at least 1, got {concurrency}."
             )
+        if isolated_partitions and concurrency != 1:
+            raise ImproperlyConfigured(
+                f"Agent {name}: isolated_partitions=True runs one actor per "
+                f"partition; it cannot be combined with concurrency={concurrency}."
+            )
+        if (
+            isolated_partitions
+            and isinstance(channel, Channel)
+            and not channel.is_topic
+        ):
+            raise ImproperlyConfigured(
+                f"Agent {name}: isolated_partitions=True needs a topic; a local "
+                "channel has no partitions."
+            )
         self.fun = fun
         self.app = app
+        #: One actor per assigned partition, each reading only its partition.
+        self.isolated_partitions = isolated_partitions
         self.name = name
         self.concurrency = concurrency
         self.sinks: list[Any] = list(sink or [])
@@ -86,6 +107,9 @@ class Agent(Service):
             self._supervision = supervision_for(supervisor_strategy, agent=name)
         self._subscription: Subscription | None = None
         self.actors: list[Actor] = []
+        self._partitioned: PartitionedSubscription | None = None
+        self._partition_actors: dict[TP, Actor] = {}
+        self._retiring: set[Actor] = set()
         self.errors_total = 0
         super().__init__()
 
@@ -147,6 +171,9 @@ class Agent(Service):
         channel = self.channel
         if channel.is_topic:
             await channel.declare()  # type: ignore[attr-defined]
+        if self.isolated_partitions:
+            await self._start_isolated(channel)
+            return
         self._subscription = channel.subscribe()
         self.actors = [
             Actor(self, self.new_stream(), i) for i in range(self.concurrency)
@@ -154,12 +181,85 @@ class Agent(Service):
         for actor in self.actors:
             await actor.start()
 
-    def new_stream(self) -> Stream:
-        """A stream over the agent's subscription, for an actor (re)starting."""
+    def new_stream(self, tp: TP | None = None) -> Stream:
+        """A stream for an actor (re)starting: over the agent's subscription,
+        or over partition ``tp``'s queue with ``isolated_partitions``."""
+        if tp is not None:
+            assert self._partitioned is not None
+            stream = Stream(
+                self.channel, subscription=self._partitioned.for_partition(tp)
+            )
+            return stream
         assert self._subscription is not None
         stream = Stream(self.channel, subscription=self._subscription)
         stream.concurrency = self.concurrency
         return stream
+
+    # -- isolated partitions: an actor per assigned partition ----------------------
+
+    async def _start_isolated(self, channel: Channel) -> None:
+        if not channel.is_topic:
+            raise ImproperlyConfigured(
+                f"Agent {self.name}: isolated_partitions=True needs a topic; a "
+                "local channel has no partitions."
+            )
+        sub = PartitionedSubscription(
+            channel, channel.buffer_size(), on_new_partition=self._partition_found
+        )
+        self._partitioned = self._subscription = sub
+        self.app.conductor.add(sub)
+        self.app.on_partitions_assigned.connect(self._on_partitions_assigned)
+        self.app.on_partitions_revoked.connect(self._on_partitions_revoked)
+        # Agents start before the consumer, so every assignment is signalled
+        # to us; events of a partition we were not told of still start its
+        # actor (`_partition_found`).
+
+    def _is_mine(self, tp: TP) -> bool:
+        return tp.topic in self.channel.topic_names
+
+    async def _start_partition(self, tp: TP) -> None:
+        if tp in self._partition_actors or self.should_stop:
+            return
+        actor = Actor(self, self.new_stream(tp), tp.partition, tp=tp)
+        self._partition_actors[tp] = actor
+        self.actors.append(actor)
+        await actor.start()
+
+    def _partition_found(self, tp: TP) -> None:
+        # Events of a partition before its assignment signal: start its
+        # actor now; it reads the queue the events are waiting in.
+        if tp not in self._partition_actors:
+            self.add_future(self._start_partition(tp))
+
+    # Receivers of the app's rebalance signals: ``(app, tps, signal=...)``.
+
+    async def _on_partitions_assigned(
+        self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any
+    ) -> None:
+        assigned: set[TP] = args[0]
+        for tp in sorted(assigned):
+            if self._is_mine(tp):
+                await self._start_partition(tp)
+
+    async def _on_partitions_revoked(
+        self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any
+    ) -> None:
+        revoked: set[TP] = args[0]
+        for tp in sorted(revoked):
+            actor = self._partition_actors.pop(tp, None)
+            if actor is not None:
+                self.actors.remove(actor)
+                self._retiring.add(actor)
+                # Not awaited: the rebalance does not wait for the event in
+                # hand (its offset was not committed; the new owner redoes it).
+                self.add_future(self._retire(actor))
+
+    async def _retire(self, actor: Actor) -> None:
+        try:
+            await actor.drain(self.app.shutdown_timeout)
+            await actor.stop()
+        finally:
+            self._retiring.discard(actor)
 
     async def supervise_siblings(self, failed: Actor, supervision: Supervision) -> None:
         """Restart or stop every actor but ``failed``, each after its event.
@@ -197,8 +297,12 @@ class Agent(Service):
             )
 
     async def on_stop(self) -> None:
-        for actor in self.actors:
+        if self._partitioned is not None:
+            self.app.on_partitions_assigned.disconnect(self._on_partitions_assigned)
+            self.app.on_partitions_revoked.disconnect(self._on_partitions_revoked)
+        for actor in [*self.actors, *self._retiring]:
             await actor.stop()
+        self._partition_actors.clear()
         if self._subscription is not None:
             self.app.conductor.discard(self._subscription)
 

@@ -271,6 +271,7 @@ class App(Service):
         supervisor_strategy: Any = None,
         sink: Iterable[Any] | None = None,
         on_error: Callable[[Agent, BaseException], Any] | None = None,
+        isolated_partitions: bool = False,
         help: str | None = None,
         **kwargs: Any,
     ) -> Callable[[Callable[..., Any]], Agent]:
@@ -278,7 +279,9 @@ class App(Service):
 
         Without ``channel``, the agent reads its own topic named
         ``<app_id>-<module>.<function>``; extra keyword arguments configure
-        that topic (``value_type=Order``, ``partitions=4``, ...).
+        that topic (``value_type=Order``, ``partitions=4``, ...). With
+        ``isolated_partitions=True`` it runs one actor per assigned
+        partition, each reading only that partition.
         """
 
         def _decorate(fun: Callable[..., Any]) -> Agent:
@@ -292,6 +295,7 @@ class App(Service):
                 sink=sink,
                 on_error=on_error,
                 supervisor_strategy=supervisor_strategy,
+                isolated_partitions=isolated_partitions,
                 help=help,
                 **kwargs,
             )
