@@ -270,7 +270,6 @@ class Channel:
         key_serializer: Any = None,
         value_serializer: Any = None,
         callback: Callable[[asyncio.Future[RecordMetadata]], Any] | None = None,
-        force: bool = False,
     ) -> asyncio.Future[RecordMetadata]:
         """Deliver a value to the readers of this channel.
 

@@ -209,7 +209,6 @@ class Topic(Channel):
         key_serializer: Any = None,
         value_serializer: Any = None,
         callback: Callable[[asyncio.Future[RecordMetadata]], Any] | None = None,
-        force: bool = False,
     ) -> asyncio.Future[RecordMetadata]:
         """Hand a message to the producer; returns its delivery future.
 
