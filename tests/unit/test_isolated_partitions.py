@@ -197,3 +197,21 @@ async def test_a_slow_partition_is_paused_alone(faust_app):
         stuck.set()
         await wait_for(lambda: len(got[0]) == 1000, timeout=10)
     assert got[0] == got[1] == list(range(1000))
+
+
+async def test_isolated_actors_may_write_tables(faust_app):
+    topic = faust_app.topic("iso-clicks", key_type=str, value_type=int, partitions=4)
+    clicks = faust_app.Table("iso-click-counts", default=int, partitions=4)
+
+    @faust_app.agent(topic, isolated_partitions=True)
+    async def count(stream):
+        async for event in stream.events():
+            clicks[event.key] += event.value
+
+    async with running(faust_app):
+        await wait_for(lambda: len(count.actors) == 4)
+        for i in range(40):
+            await topic.send(key=f"user-{i % 5}", value=1)
+        await wait_for(lambda: sum(clicks[f"user-{u}"] for u in range(5)) == 40)
+        assert count.errors_total == 0
+    assert {clicks[f"user-{u}"] for u in range(5)} == {8}
