@@ -182,14 +182,16 @@ class Agent(Service):
             await actor.start()
 
     def new_stream(self, tp: TP | None = None) -> Stream:
-        """A stream for an actor (re)starting: over the agent's subscription,
-        or over partition ``tp``'s queue with ``isolated_partitions``."""
+        """A stream for an actor (re)starting.
+
+        It reads the agent's subscription or, with ``isolated_partitions``,
+        the queue of partition ``tp``.
+        """
         if tp is not None:
             assert self._partitioned is not None
-            stream = Stream(
+            return Stream(
                 self.channel, subscription=self._partitioned.for_partition(tp)
             )
-            return stream
         assert self._subscription is not None
         stream = Stream(self.channel, subscription=self._subscription)
         stream.concurrency = self.concurrency
@@ -198,11 +200,7 @@ class Agent(Service):
     # -- isolated partitions: an actor per assigned partition ----------------------
 
     async def _start_isolated(self, channel: Channel) -> None:
-        if not channel.is_topic:
-            raise ImproperlyConfigured(
-                f"Agent {self.name}: isolated_partitions=True needs a topic; a "
-                "local channel has no partitions."
-            )
+        # A local channel was refused in __init__: this is a topic.
         sub = PartitionedSubscription(
             channel, channel.buffer_size(), on_new_partition=self._partition_found
         )
@@ -272,7 +270,7 @@ class Agent(Service):
             logger.warning(
                 "%s: every actor stops after an error (forfeit).", self.label
             )
-        for actor in self.actors:
+        for actor in list(self.actors):  # a rebalance may change the list
             if actor is failed:
                 continue
             if supervision is Supervision.FORFEIT_ALL:

@@ -13,7 +13,10 @@ from django_faust.cli.base import AppCommand
 @pytest.fixture
 def run(faust_app, monkeypatch):
     """Run ``manage.py faust <args>`` against ``faust_app``, in process."""
-    monkeypatch.setattr(cli_base, "get_app", lambda: faust_app)
+    from django_faust.cli import introspect
+
+    for module in (cli_base, introspect):
+        monkeypatch.setattr(module, "get_app", lambda: faust_app)
     from django_faust.cli import faust
 
     def _run(*args: str):
@@ -80,3 +83,15 @@ def test_base_gives_self_helpers_of_your_own(faust_app, run):
         self.shout("hey")
 
     assert run("yell").stdout == "HEY\n"
+
+
+def test_agents_command_shows_isolated_agents_as_per_partition(faust_app, run):
+    import json
+
+    @faust_app.agent(faust_app.topic("iso-listed"), isolated_partitions=True)
+    async def listed(stream):
+        async for _ in stream:
+            pass
+
+    (row,) = json.loads(run("agents", "--json").stdout)
+    assert row["concurrency"] == "per partition"
