@@ -5,7 +5,9 @@ of week) with ranges, steps, lists and names (``*/15 9-17 * * mon-fri``), or
 one of the shortcuts ``@yearly``/``@annually``, ``@monthly``, ``@weekly``,
 ``@daily``/``@midnight`` and ``@hourly``. Parsing and the calendar arithmetic
 are cronsim's; this module adds the shortcuts, the error that names the job,
-and the time zone.
+and the time zone. (cronsim rather than croniter, which Faust uses: croniter
+was declared abandoned by its author in 2024 before pallets-eco took it
+over; cronsim is small, typed, and follows cron across DST changes.)
 
 The schedule is wall-clock time in the job's zone, across daylight-saving
 changes as cron itself does: a daily ``30 2 * * *`` runs once on the night
