@@ -13,9 +13,10 @@ committed.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import inspect
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import (
     TYPE_CHECKING,
     AbstractSet,
@@ -44,8 +45,10 @@ from ..transport import by_url
 from ..transport.base import ConsumerCallbacks
 from ..transport.conductor import Conductor
 from ..types import TP
+from .crontab import Crontab, want_timezone
 
 if TYPE_CHECKING:
+    from ..cli.base import AppCommand
     from ..transport.base import Consumer, Producer, Transport
     from ..types import RecordMetadata
 
@@ -53,15 +56,23 @@ __all__ = ["App", "CommandSpec", "TaskSpec"]
 
 logger = logging.getLogger(__name__)
 
+#: The longest single sleep of a crontab job before it looks at the clock again.
+CRONTAB_MAX_SLEEP = 60.0
+
 
 @dataclass
 class TaskSpec:
-    """A function the app runs once at start (`task`) or periodically (`timer`)."""
+    """A function the app runs once at start (`task`) or periodically.
+
+    Periodically means every ``interval`` seconds (`timer`) or on a cron
+    schedule (`crontab`).
+    """
 
     name: str
     fun: Callable[..., Awaitable[Any]]
     interval: float | None = None
     on_leader: bool = False
+    crontab: Crontab | None = None
 
 
 @dataclass
@@ -72,7 +83,8 @@ class CommandSpec:
     fun: Callable[..., Any]
     options: Sequence[Callable[[Any], Any]] = ()
     help: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: The class of ``self`` for a function taking it (`cli.base.AppCommand`).
+    base: type[AppCommand] | None = None
 
 
 def _takes_app(fun: Callable[..., Any]) -> bool:
@@ -309,6 +321,7 @@ class App(Service):
         supervisor_strategy: Any = None,
         sink: Iterable[Any] | None = None,
         on_error: Callable[[Agent, BaseException], Any] | None = None,
+        isolated_partitions: bool = False,
         help: str | None = None,
         **kwargs: Any,
     ) -> Callable[[Callable[..., Any]], Agent]:
@@ -316,7 +329,9 @@ class App(Service):
 
         Without ``channel``, the agent reads its own topic named
         ``<app_id>-<module>.<function>``; extra keyword arguments configure
-        that topic (``value_type=Order``, ``partitions=4``, ...).
+        that topic (``value_type=Order``, ``partitions=4``, ...). With
+        ``isolated_partitions=True`` it runs one actor per assigned
+        partition, each reading only that partition.
         """
 
         def _decorate(fun: Callable[..., Any]) -> Agent:
@@ -330,6 +345,7 @@ class App(Service):
                 sink=sink,
                 on_error=on_error,
                 supervisor_strategy=supervisor_strategy,
+                isolated_partitions=isolated_partitions,
                 help=help,
                 **kwargs,
             )
@@ -363,7 +379,7 @@ class App(Service):
         return _decorate(fun) if fun is not None else _decorate
 
     def timer(  # type: ignore[override]
-        self, interval: Seconds, *, on_leader: bool = False, name: str | None = None
+        self, interval: Seconds, on_leader: bool = False, *, name: str | None = None
     ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
         """Run an ``async def`` function every ``interval`` seconds.
 
@@ -386,6 +402,44 @@ class App(Service):
 
         return _decorate
 
+    def crontab(  # type: ignore[override]
+        self,
+        cron_format: str,
+        *,
+        timezone: datetime.tzinfo | str | None = None,
+        on_leader: bool = False,
+        name: str | None = None,
+    ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+        """Run an ``async def`` function on a cron schedule (``"0 9 * * mon-fri"``).
+
+        Times are wall-clock times in ``timezone`` (a tzinfo or a zone
+        name), by default the ``TIMEZONE`` setting (UTC unless set). With
+        ``on_leader=True`` the job runs only on the worker that leads the
+        consumer group. Listed with the timers (``app.timers``).
+        """
+        zone = (
+            None
+            if timezone is None
+            else want_timezone(timezone, what=f"@app.crontab({cron_format!r})")
+        )
+
+        def _decorate(
+            f: Callable[..., Awaitable[Any]],
+        ) -> Callable[..., Awaitable[Any]]:
+            self._check_async(f, "@app.crontab")
+            job_name = name or _qualname(f)
+            schedule = Crontab(
+                cron_format,
+                timezone=zone,
+                what=f"@app.crontab({cron_format!r}) on {job_name}",
+            )
+            self.timers[job_name] = TaskSpec(
+                job_name, f, on_leader=on_leader, crontab=schedule
+            )
+            return f
+
+        return _decorate
+
     def service(self, cls: Any) -> Any:
         """Start a `mode.Service` (class or instance) with the app."""
         key = (
@@ -399,19 +453,23 @@ class App(Service):
     def command(
         self,
         *options: Callable[[Any], Any],
+        base: type[AppCommand] | None = None,
         name: str | None = None,
         help: str | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Add a subcommand to ``manage.py faust``.
 
-        ``options`` are click decorators (``click.option("--n", type=int)``).
-        The function may be ``async``.
+        ``options`` are click decorators (``click.option("--n", type=int)``);
+        their values are passed as keyword arguments. The function may be
+        ``async``. If its first parameter is ``self`` it gets an `AppCommand`
+        (``self.app``, ``self.say(...)``), as in Faust; ``base`` is the
+        `AppCommand` subclass to use.
         """
 
         def _decorate(f: Callable[..., Any]) -> Callable[..., Any]:
             command_name = name or f.__name__.replace("_", "-")
             self.commands[command_name] = CommandSpec(
-                command_name, f, options, help or inspect.getdoc(f) or ""
+                command_name, f, options, help or inspect.getdoc(f) or "", base
             )
             return f
 
@@ -540,7 +598,8 @@ class App(Service):
         for spec in self.tasks.values():
             self._task_futures.append(asyncio.ensure_future(self._run_task(spec)))
         for spec in self.timers.values():
-            self._task_futures.append(asyncio.ensure_future(self._run_timer(spec)))
+            run = self._run_crontab if spec.crontab is not None else self._run_timer
+            self._task_futures.append(asyncio.ensure_future(run(spec)))
 
     async def start_client(self) -> None:
         """Start only what sending needs (no agents, no consumer)."""
@@ -582,6 +641,32 @@ class App(Service):
                 raise
             except Exception:
                 logger.exception("Timer %s raised; it keeps running", spec.name)
+
+    async def _run_crontab(self, spec: TaskSpec) -> None:
+        schedule = spec.crontab
+        assert schedule is not None
+        zone = self.conf.timezone
+        fire_at = schedule.next_run(schedule.clock(), zone).timestamp()
+        while not self.should_stop:
+            delay = fire_at - schedule.clock()
+            if delay > 0:
+                # In short steps, so a wall-clock jump (NTP, a suspended
+                # machine) delays a run by at most one step.
+                await self.sleep(min(delay, CRONTAB_MAX_SLEEP))
+                continue
+            if not spec.on_leader or self.is_leader():
+                try:
+                    await self._call(spec)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception(
+                        "Crontab job %s raised; it keeps running", spec.name
+                    )
+            # Strictly after this run, even if the clock is behind it: never
+            # twice for one scheduled time; runs missed while busy are skipped.
+            after = max(schedule.clock(), fire_at)
+            fire_at = schedule.next_run(after, zone).timestamp()
 
     async def on_stop(self) -> None:
         """Finish in-flight work and commit before the services stop."""

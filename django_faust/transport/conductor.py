@@ -117,10 +117,19 @@ class Conductor(Service):
             if consumer is not None:
                 consumer.pause(tp)
 
-    def _on_drained(self, sub: Subscription) -> None:
-        paused = self._paused.pop(sub, None)
+    def _on_drained(self, sub: Subscription, tps: Iterable[TP] | None = None) -> None:
+        """Resume what was paused for ``sub`` (only ``tps`` of it, if given)."""
+        paused = self._paused.get(sub)
         if not paused:
             return
+        if tps is None:
+            del self._paused[sub]
+        else:
+            paused, rest = paused & set(tps), paused - set(tps)
+            if rest:
+                self._paused[sub] = rest
+            else:
+                del self._paused[sub]
         consumer = self.consumer()
         if consumer is None:
             return

@@ -423,3 +423,58 @@ async def test_rebalance_signals_and_app_commit(kafka_broker: TestBroker) -> Non
                     ["start", "return", "assigned", "complete"],
                     ["start", "revoked", "return", "assigned", "complete"],
                 ), seen
+
+
+async def test_isolated_partitions_follow_the_group_assignment(
+    kafka_broker: TestBroker,
+) -> None:
+    """An actor per assigned partition, moved at rebalance, on real Kafka."""
+    app_id = unique("isolated")
+    name = unique("iso")
+    apps = [
+        kafka_app(kafka_broker, id=app_id, web_port=7011),
+        kafka_app(kafka_broker, id=app_id, web_port=7012),
+    ]
+    # partition -> the streams (actors) that saw it, per member
+    seen: list[dict[int, set[int]]] = [defaultdict(set), defaultdict(set)]
+    agents = []
+    for index, app in enumerate(apps):
+        topic = app.topic(name, partitions=4, value_type=int)
+
+        @app.agent(topic, name="iso", isolated_partitions=True)
+        async def iso(stream: Any, _seen: dict[int, set[int]] = seen[index]) -> None:
+            async for event in stream.events():
+                _seen[event.message.partition].add(id(stream))
+
+        agents.append(iso)
+
+    def actor_tps(i: int) -> set[TP]:
+        return {a.tp for a in agents[i].actors}
+
+    async with running(apps[0]):
+        await wait_for(lambda: len(actor_tps(0)) == 4, what="4 actors on one member")
+        async with running(apps[1]):
+            await wait_for(
+                lambda: (
+                    all(app.consumer.assignment() for app in apps)
+                    and all(
+                        actor_tps(i) == apps[i].consumer.assignment() for i in (0, 1)
+                    )
+                ),
+                timeout=30,
+                what="actors follow the split assignment",
+            )
+            assert not actor_tps(0) & actor_tps(1)
+            producer = apps[0].producer
+            for i in range(40):
+                await producer.send_and_wait(
+                    name, None, str(i).encode(), partition=i % 4
+                )
+            await wait_for(
+                lambda: sum(len(s) for s in seen) == 4, what="every partition seen"
+            )
+            for i in (0, 1):
+                assert set(seen[i]) == {tp.partition for tp in actor_tps(i)}
+                # One stream per partition, not shared between partitions.
+                streams = [s for streams in seen[i].values() for s in streams]
+                assert len(streams) == len(set(streams)) == len(seen[i])
