@@ -482,6 +482,11 @@ class App(Service):
             self.consumer,
         ]
 
+    async def on_start(self) -> None:
+        if not self.client_only:
+            # Before any agent runs: a failed event must find its topic.
+            await self.dead_letters.declare()
+
     async def on_started(self) -> None:
         if self.client_only:
             return

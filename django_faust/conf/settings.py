@@ -42,6 +42,7 @@ from .validators import (
     to_seconds,
     topic_name,
     url_checker,
+    versioned_id,
     zone_found,
     zone_name,
 )
@@ -86,15 +87,20 @@ class Settings:
         default="django-faust",
         default_doc="the project package (from ROOT_URLCONF) under Django, "
         "else 'django-faust'",
-        help="Name shared by all workers of the app: it prefixes the app's "
-        "topics and is the Kafka consumer group, so changing it starts afresh.",
+        help="Name shared by all workers of the app. With VERSION it makes the "
+        "app's id, which is the Kafka consumer group and prefixes the topics "
+        "the app names itself, so changing it starts afresh.",
         validators=(topic_name,),
     )
     version: Setting[int] = Setting(
         int,
         default=1,
-        help="Version of the app; bumping it gives a new, isolated instance "
-        "with its own internal topics and data directory.",
+        help="Version of the app. Above 1 the app's id is "
+        "'<APP_ID>-v<VERSION>' (as in Faust), so bumping it gives a new "
+        "consumer group that reads its topics from the start, new internal "
+        "topics (table changelogs, repartition, agent and reply topics, the "
+        "default DEAD_LETTER_TOPIC) and a new data directory; topics named "
+        "in code are not renamed.",
         validators=(at_least(1),),
     )
 
@@ -374,9 +380,11 @@ class Settings:
         str,
         nullable=True,
         default=None,
-        default_doc="None ('<APP_ID>-dead-letters')",
-        help="Topic receiving events an agent failed to process; None means "
-        "'<APP_ID>-dead-letters'.",
+        default_doc="None ('<id>-dead-letters', see VERSION)",
+        help="Topic receiving events that could not be decoded or that an "
+        "agent failed to process; None means '<id>-dead-letters', where the "
+        "id is APP_ID, or '<APP_ID>-v<VERSION>' above VERSION 1. The app "
+        "creates it at start like its other internal topics.",
         validators=(topic_name,),
         resolve=dead_letter_topic,
     )
@@ -475,8 +483,12 @@ class Settings:
 
     @property
     def id(self) -> str:
-        """The app id, under the name Faust uses (``app.conf.id``)."""
-        return self.app_id
+        """The app's id (``app.conf.id``, as in Faust): APP_ID and VERSION.
+
+        It is APP_ID itself at VERSION 1, else ``"<APP_ID>-v<VERSION>"``; it
+        names the consumer group and prefixes the app's own topics.
+        """
+        return versioned_id(self.app_id, self.version)
 
     def replace(self, **kwargs: Any) -> Settings:
         """Return a copy with some settings changed (lower-case names).

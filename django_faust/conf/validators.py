@@ -247,8 +247,15 @@ def fill_credentials(
     return filled
 
 
+def versioned_id(app_id: str, version: int) -> str:
+    """The app's id: APP_ID, with ``-v<VERSION>`` once VERSION is above 1."""
+    return app_id if version == 1 else f"{app_id}-v{version}"
+
+
 def dead_letter_topic(value: str | None, values: Mapping[str, Any]) -> str:
-    return value if value is not None else f"{values['app_id']}-dead-letters"
+    if value is not None:
+        return value
+    return f"{versioned_id(values['app_id'], values['version'])}-dead-letters"
 
 
 @functools.cache
