@@ -10,6 +10,7 @@ derived from those declarations, so adding a setting is a one-place change.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from collections.abc import Iterator, Mapping
@@ -389,13 +390,21 @@ class Settings:
         resolve=dead_letter_topic,
     )
 
-    __slots__ = ("_broker_urls", "_given", "_store_url", "_values", "base_dir")
+    __slots__ = (
+        "_broker_urls",
+        "_editable",
+        "_given",
+        "_store_url",
+        "_values",
+        "base_dir",
+    )
 
     _values: dict[str, Any]
     _given: dict[str, Any]
     base_dir: Path | None
     _broker_urls: list[ParsedURL]
     _store_url: ParsedURL
+    _editable: bool
 
     def __init__(
         self, *, base_dir: str | os.PathLike[str] | None = None, **kwargs: Any
@@ -458,12 +467,37 @@ class Settings:
             ],
         )
         init(self, "_store_url", parse_url(values["store"]))
+        init(self, "_editable", False)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(
-            f"Settings are read-only; use settings.replace({name}=...) for a "
-            f"changed copy"
-        )
+        if not self._editable:
+            raise AttributeError(
+                f"Settings are read-only; set them in an on_configured "
+                f"receiver (conf.{name} = ...), or use "
+                f"settings.replace({name}=...) for a changed copy"
+            )
+        # Validated at once, so a bad value is reported at the assignment.
+        changed = self.replace(**{name: value})
+        for slot in self.__slots__:
+            if slot != "_editable":
+                object.__setattr__(self, slot, getattr(changed, slot))
+
+    @contextlib.contextmanager
+    def editable(self) -> Iterator[Settings]:
+        """Allow ``conf.<name> = value`` inside the block.
+
+        The App opens its settings this way while it sends ``on_configured``,
+        so a receiver can change them as in Faust (``conf.broker = ...``).
+        Each assignment is validated like a keyword argument (lower-case
+        names) and raises `ImproperlyConfigured` at once if it is bad; the
+        settings are read-only again when the block ends.
+        """
+        previous = self._editable
+        object.__setattr__(self, "_editable", True)
+        try:
+            yield self
+        finally:
+            object.__setattr__(self, "_editable", previous)
 
     def __delattr__(self, name: str) -> None:
         raise AttributeError("Settings are read-only")
