@@ -573,6 +573,13 @@ class App(Service):
         consumer = self._consumer
         if consumer is not None:
             consumer.stop_fetching()
+            waits = self.conf.stream_wait_empty and consumer.started
+            if waits and not await consumer.wait_empty(self.shutdown_timeout):
+                logger.warning(
+                    "Events fetched before shutdown were still unprocessed "
+                    "after %.1fs; they will be processed again after restart.",
+                    self.shutdown_timeout,
+                )
         await asyncio.gather(
             *(
                 agent.drain(self.shutdown_timeout)

@@ -165,8 +165,9 @@ class Settings:
     broker_commit_every: Setting[int] = Setting(
         int,
         default=10000,
-        help="Commit offsets after this many processed messages, besides every "
-        "COMMIT_INTERVAL seconds.",
+        help="Commit offsets as soon as this many messages were processed "
+        "since the last commit (counted as fetched batches finish), besides "
+        "every COMMIT_INTERVAL seconds.",
         validators=(at_least(1),),
     )
     commit_interval: Setting[float] = _seconds(
@@ -248,9 +249,15 @@ class Settings:
     )
     stream_wait_empty: Setting[bool] = Setting(
         bool,
-        default=True,
-        help="On rebalance and shutdown, finish processing buffered events "
-        "before committing and giving up partitions.",
+        default=False,
+        help="At shutdown, finish processing every event already fetched "
+        "(waiting up to the worker's shutdown timeout) before the final "
+        "commit, so none is processed again after the restart; off, only the "
+        "event each agent has in hand is finished. A stream left with an "
+        "unacknowledged event (noack, or a loop that returned) makes shutdown "
+        "wait the whole timeout, hence off by default (Faust: on). At a "
+        "rebalance the buffered events of revoked partitions are dropped "
+        "either way, and read again by their new owner.",
     )
 
     consumer_auto_offset_reset: Setting[str] = Setting(

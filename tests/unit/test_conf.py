@@ -44,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "VALUE_SERIALIZER": "json",
     "PROCESSING_GUARANTEE": "at_least_once",
     "STREAM_BUFFER_MAXSIZE": 4096,
-    "STREAM_WAIT_EMPTY": True,
+    "STREAM_WAIT_EMPTY": False,
     "CONSUMER_AUTO_OFFSET_RESET": "earliest",
     "CONSUMER_MAX_FETCH_SIZE": 1024**2,
     "PRODUCER_LINGER": 0.005,

@@ -8,12 +8,14 @@ visible.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from django_faust import TP
 from django_faust.exceptions import ImproperlyConfigured
 from django_faust.testing import make_app, running
-from tests.helpers import log_of, wait_for
+from tests.helpers import committed, log_of, wait_for
 
 # VERSION ----------------------------------------------------------------------
 
@@ -171,3 +173,100 @@ async def test_with_declare_the_app_creates_its_topics():
         for name in ("orders", "owned-totals-changelog", "owned-dead-letters"):
             assert broker.partitions(name) == 3, name
         await wait_for(lambda: TP("orders", 2) in app.consumer.assignment())
+
+
+# BROKER_COMMIT_EVERY -------------------------------------------------------------
+
+
+def _counting_app(commit_every):
+    # A commit interval long enough never to fire during the test.
+    app = make_app(broker_commit_every=commit_every, commit_interval=3600)
+    topic = app.topic("events", value_type=int, partitions=1)
+    seen = []
+
+    @app.agent(topic)
+    async def consume(stream):
+        async for value in stream:
+            seen.append(value)
+
+    return app, topic, seen
+
+
+async def test_commit_every_commits_after_that_many_processed_messages():
+    app, topic, seen = _counting_app(commit_every=5)
+    async with running(app):
+        for i in range(5):
+            await topic.send(value=i)
+        await wait_for(lambda: committed(app).get(TP("events", 0)) == 5)
+        assert seen == [0, 1, 2, 3, 4]
+
+
+async def test_below_commit_every_only_the_interval_commits():
+    app, topic, seen = _counting_app(commit_every=100)
+    async with running(app):
+        for i in range(5):
+            await topic.send(value=i)
+        await wait_for(lambda: len(seen) == 5)
+        await asyncio.sleep(0.2)
+        assert committed(app) == {}
+    # Stopping commits what was processed.
+    assert committed(app) == {TP("events", 0): 5}
+
+
+# STREAM_WAIT_EMPTY -----------------------------------------------------------------
+
+
+def _slow_app(**options):
+    app = make_app(**options)
+    topic = app.topic("slow", value_type=int, partitions=1)
+    started, finished = [], []
+
+    @app.agent(topic)
+    async def slow(stream):
+        async for value in stream:
+            started.append(value)
+            await asyncio.sleep(0.05)
+            finished.append(value)
+
+    return app, topic, started, finished
+
+
+async def test_stream_wait_empty_processes_every_fetched_event_before_stopping():
+    app, topic, _, finished = _slow_app(stream_wait_empty=True)
+    await app.start()
+    for i in range(5):
+        await topic.send(value=i)
+    await wait_for(lambda: app.consumer.messages_received == 5)
+    await app.stop()
+    assert finished == [0, 1, 2, 3, 4]
+    assert committed(app) == {TP("slow", 0): 5}
+
+
+async def test_without_stream_wait_empty_only_the_event_in_hand_finishes():
+    app, topic, started, finished = _slow_app()
+    assert app.conf.stream_wait_empty is False
+    await app.start()
+    for i in range(5):
+        await topic.send(value=i)
+    await wait_for(lambda: app.consumer.messages_received == 5 and started)
+    await app.stop()
+    assert finished == started
+    assert len(finished) < 5
+    assert committed(app) == {TP("slow", 0): len(finished)}
+
+
+async def test_stream_wait_empty_gives_up_after_the_shutdown_timeout(caplog):
+    app = make_app(stream_wait_empty=True)
+    app.shutdown_timeout = 0.2
+    topic = app.topic("held", value_type=int, partitions=1)
+
+    @app.agent(topic)
+    async def hold(stream):
+        async for _ in stream.noack():
+            pass  # never acknowledged
+
+    await app.start()
+    await topic.send(value=1)
+    await wait_for(lambda: app.consumer.messages_received == 1)
+    await app.stop()
+    assert "still unprocessed after 0.2s" in caplog.text
