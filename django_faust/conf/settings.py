@@ -377,8 +377,9 @@ class Settings:
         nullable=True,
         default=None,
         default_doc="None (UTC)",
-        help="Time zone of timers, crontab schedules and windows: a zone name "
-        "such as 'Europe/Oslo' or a tzinfo; None means UTC.",
+        help="Time zone of crontab schedules (timers run at intervals and "
+        "windows on UTC timestamps, so neither uses it): a zone name such as "
+        "'Europe/Oslo' or a tzinfo; None means UTC.",
         normalize=zone_name,
         validators=(zone_found,),
         resolve=lambda value, values: _UTC if value is None else value,
