@@ -212,8 +212,12 @@ class Settings:
     topic_allow_declare: Setting[bool] = Setting(
         bool,
         default=True,
-        help="Let the app create the topics it needs; turn off when topics are "
-        "managed outside the app.",
+        help="Let the app create the topics it needs (its own topics, such as "
+        "table changelogs and the dead letter topic, and missing topics it "
+        "reads). Turn it off when topics are managed outside the app: then "
+        "every topic must exist before the worker starts, and a missing one "
+        "stops it with an error naming the topic. Keep it on with memory://, "
+        "whose topics only live as long as the process.",
     )
 
     key_serializer: Setting[str | None] = Setting(
