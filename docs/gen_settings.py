@@ -60,7 +60,30 @@ in-memory broker and in-memory tables)::
 An app built by hand outside Django takes the same settings as lower-case
 keyword arguments (``App("shop", broker="memory://", topic_partitions=4)``,
 with ``id`` accepted for ``app_id``). Inside the program they are read as
-lower-case attributes of ``app.conf``, which is read-only.
+lower-case attributes of ``app.conf``.
+
+Other sources
+=============
+
+As in Faust, settings can also come from a module, an object or a dict,
+given as ``App(config_source=...)`` or with ``app.config_from_object()``;
+they are read when the app is first configured, and win over the App's
+keyword arguments::
+
+    app = App("shop")
+    app.config_from_object("shop.faustconfig")  # BROKER = "kafka://..." in it
+
+Every public name in such a module is taken for a setting (modules,
+functions and classes are skipped), so a misspelt one is an error with the
+closest valid name. A receiver of ``on_configured`` may change the settings
+being built, and each assignment is validated at once::
+
+    @app.on_configured.connect
+    def configure(app, conf, **kwargs):
+        conf.broker = os.environ["FAUST_BROKER"]
+
+Once configured, ``app.conf`` is read-only; ``app.conf.replace(...)`` gives
+a changed copy.
 
 Validation
 ==========
