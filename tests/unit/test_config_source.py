@@ -116,10 +116,24 @@ def test_silent_ignores_an_unimportable_source():
 # on_configured ----------------------------------------------------------------
 
 
-def test_on_configured_receiver_sets_settings_as_in_faust(monkeypatch):
+@pytest.fixture
+def app():
+    """An App whose on_configured receivers are disconnected afterwards.
+
+    (mode keys a receiver connected on an instance by the instance's hash,
+    so one left behind would also fire for a later App at the same address.)
+    """
+    app = App("myapp")
+    signal = app.on_configured
+    before = set(signal.iter_receivers(app))
+    yield app
+    for receiver in set(signal.iter_receivers(app)) - before:
+        signal.disconnect(receiver)
+
+
+def test_on_configured_receiver_sets_settings_as_in_faust(app, monkeypatch):
     monkeypatch.setenv("FAUST_BROKER", "kafka://from-env:9092")
     monkeypatch.setenv("STORE_URL", "rocksdb://")
-    app = App("myapp")
 
     @app.on_configured.connect
     def configure(app, conf, **kwargs):
@@ -131,16 +145,14 @@ def test_on_configured_receiver_sets_settings_as_in_faust(monkeypatch):
     assert app.conf.broker_scheme == "kafka"
 
 
-def test_on_configured_sees_the_instance_app_conf_becomes():
-    app = App("myapp")
+def test_on_configured_sees_the_instance_app_conf_becomes(app):
     seen = []
     app.on_configured.connect(lambda sender, conf, **kw: seen.append(conf))
     assert seen == [app.conf]
     assert seen[0] is app.conf
 
 
-def test_on_configured_bad_value_is_refused_at_the_assignment():
-    app = App("myapp")
+def test_on_configured_bad_value_is_refused_at_the_assignment(app):
 
     @app.on_configured.connect
     def configure(app, conf, **kwargs):
@@ -152,7 +164,6 @@ def test_on_configured_bad_value_is_refused_at_the_assignment():
         app.conf  # noqa: B018
 
 
-def test_settings_are_read_only_after_configuration():
-    app = App("myapp")
+def test_settings_are_read_only_after_configuration(app):
     with pytest.raises(AttributeError, match="on_configured receiver"):
         app.conf.broker = "kafka://late"
