@@ -17,8 +17,9 @@ The package has one module per job: `settings` declares every setting (the
 `Settings` class), `setting` is the machinery of one declaration, `validators`
 holds the checks and conversions the declarations use, `problems` analyses a
 FAUST dict and phrases what is wrong with it (with did-you-mean hints),
-`django` reads ``settings.FAUST`` from a Django project and `schemes` lists
-the URL schemes a driver exists for.
+`django` reads ``settings.FAUST`` from a Django project, `sources` reads
+``App(config_source=...)`` (a module, object or dict), and `schemes` is the
+one registry of the URL schemes a driver exists for.
 
 Building `Settings` never touches the network and does no I/O beyond looking
 up a time zone name, so it is cheap enough to do on every call.
