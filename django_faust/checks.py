@@ -21,13 +21,15 @@ Errors:
     choices, malformed, or at odds with another setting (for example
     BROKER_HEARTBEAT_INTERVAL not below BROKER_SESSION_TIMEOUT).
 ``django_faust.E005``
-    BROKER is not a usable broker URL: malformed, an unknown scheme (valid:
-    memory, kafka, aiokafka) or URLs with different schemes.
+    BROKER is not a usable broker URL: malformed, an unknown scheme (the
+    valid ones are in ``django_faust.conf.schemes``) or URLs with different
+    schemes.
 ``django_faust.E006``
-    STORE is not a usable store URL: malformed or an unknown scheme (valid:
-    memory, rocksdb).
+    STORE is not a usable store URL: malformed or an unknown scheme (the
+    valid ones are in ``django_faust.conf.schemes``).
 ``django_faust.E007``
-    STORE is ``rocksdb://`` but the rocksdict package cannot be imported.
+    STORE names a driver whose package cannot be imported (``rocksdb://``
+    without rocksdict).
 ``django_faust.E008``
     BROKER_CREDENTIALS has an unknown, mistyped, missing or contradictory
     entry.
@@ -54,6 +56,7 @@ from django.core import checks
 from django.core.checks import CheckMessage, Error, register
 
 from django_faust.conf import SETTINGS, Problem, Settings, find_problems
+from django_faust.conf.schemes import STORES, TRANSPORTS
 from django_faust.utils.urls import parse_url
 
 __all__ = ["Tags", "check_faust_deployment", "check_faust_settings"]
@@ -109,9 +112,7 @@ def check_faust_deployment(
         return []  # Reported as errors by check_faust_settings.
     conf = Settings.from_mapping(faust)
     messages: list[CheckMessage] = []
-    if conf.broker_scheme in ("kafka", "aiokafka") and (
-        conf.topic_replication_factor == 1
-    ):
+    if TRANSPORTS[conf.broker_scheme].cluster and (conf.topic_replication_factor == 1):
         messages.append(
             checks.Warning(
                 'FAUST["TOPIC_REPLICATION_FACTOR"] is 1 with a Kafka broker, so '
@@ -141,16 +142,17 @@ def _check_store_driver(faust: Any) -> list[CheckMessage]:
     if not isinstance(faust, Mapping):
         return []
     store = faust.get("STORE", SETTINGS["STORE"].get_default())
-    if parse_url(store).scheme != "rocksdb":
+    driver = STORES.get(parse_url(store).scheme)
+    if driver is None or driver.requires is None:
         return []
     try:
-        importlib.import_module("rocksdict")
+        importlib.import_module(driver.requires)
     except ImportError as exc:
         return [
             Error(
-                f'FAUST["STORE"] is {store!r}, but the rocksdict package that '
-                f"drives RocksDB cannot be imported ({exc}).",
-                hint="pip install django-faust[rocksdb]",
+                f'FAUST["STORE"] is {store!r}, but the {driver.requires} package '
+                f"that drives it cannot be imported ({exc}).",
+                hint=f"pip install django-faust[{driver.extra}]",
                 id="django_faust.E007",
             )
         ]

@@ -3,7 +3,8 @@
 A message whose key or value cannot be decoded, or that made an agent raise,
 is logged with its topic, partition and offset, and its original bytes are
 sent to the dead-letter topic (``DEAD_LETTER_TOPIC``, by default
-``<app_id>-dead-letters``) with headers that say where it came from and why.
+``<id>-dead-letters``; created when the app starts) with headers that say
+where it came from and why.
 Then it is acknowledged, so its partition can move on. Nothing is dropped
 silently and the worker keeps running.
 """
@@ -34,6 +35,16 @@ class DeadLetters:
     @property
     def topic_name(self) -> str:
         return self.app.conf.dead_letter_topic
+
+    async def declare(self) -> None:
+        """Create the dead-letter topic, as the app's other internal topics.
+
+        Called when the app starts, so the topic gets TOPIC_PARTITIONS and
+        TOPIC_REPLICATION_FACTOR (not whatever the broker would auto-create
+        on the first failure), and a missing topic is reported at start when
+        TOPIC_ALLOW_DECLARE is off.
+        """
+        await self.app.topic(self.topic_name, internal=True).declare()
 
     def undecodable(self, channel: Channel, message: Any, exc: BaseException) -> None:
         """A message of ``channel`` could not be decoded."""

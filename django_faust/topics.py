@@ -275,14 +275,26 @@ class Topic(Channel):
         """Create the topics on the broker if we own them.
 
         Topics the user owns (``internal=False``) are only created when they
-        do not exist yet, never altered.
+        do not exist yet, never altered.  With ``TOPIC_ALLOW_DECLARE`` off
+        nothing is created: each topic must exist already, and a missing one
+        is an error naming it, rather than a worker waiting for it forever.
         """
         conf = self.app.conf
         producer = await self.app.maybe_start_producer()
         for name in self.topics:
+            partitions = self.partitions or conf.topic_partitions
+            if not conf.topic_allow_declare:
+                if not await producer.partitions_for(name):
+                    raise ImproperlyConfigured(
+                        f"Topic {name!r} does not exist, and the app does not "
+                        f'create topics because FAUST["TOPIC_ALLOW_DECLARE"] '
+                        f"is False: create it on the broker (the app expects "
+                        f"{partitions} partitions) or allow the app to."
+                    )
+                continue
             await producer.create_topic(
                 name,
-                partitions=self.partitions or conf.topic_partitions,
+                partitions=partitions,
                 replication=self.replicas or conf.topic_replication_factor,
                 config=self.config,
                 compacting=self.compacting,

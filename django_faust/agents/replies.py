@@ -90,13 +90,10 @@ class ReplyConsumer(Service):
         return fut
 
     async def on_start(self) -> None:
-        producer = await self.app.maybe_start_producer()
-        await producer.create_topic(
-            self.topic_name,
-            partitions=1,
-            replication=self.app.conf.topic_replication_factor,
-            retention=REPLY_RETENTION,
+        topic = self.app.topic(
+            self.topic_name, partitions=1, retention=REPLY_RETENTION, internal=True
         )
+        await topic.declare()
         self._reader = self.app.transport.create_reader({TP(self.topic_name, 0): 0})
         await self._reader.start()
         self.add_future(self._read())

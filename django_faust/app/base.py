@@ -35,6 +35,7 @@ from ..agents import Agent
 from ..agents.replies import ReplyConsumer
 from ..channels import Channel
 from ..conf import Settings
+from ..conf.sources import settings_from_source
 from ..dead_letters import DeadLetters
 from ..exceptions import ImproperlyConfigured
 from ..sensors import Monitor
@@ -129,12 +130,13 @@ class App(Service):
         self,
         id: str | None = None,
         *,
-        config_source: Callable[[], Settings] | None = None,
+        config_source: Any = None,
         **options: Any,
     ) -> None:
         self._id = id
         self._options = options
         self._config_source = config_source
+        self._config_silent = False
         self._conf: Settings | None = None
         self.agents: dict[str, Agent] = {}
         self.tasks: dict[str, TaskSpec] = {}
@@ -180,16 +182,35 @@ class App(Service):
 
     def _configure(self) -> None:
         self.on_before_configured.send()
+        options = dict(self._options)
+        if self._id is not None:
+            options.setdefault("id", self._id)
         if self._config_source is not None:
-            conf = self._config_source()
+            conf = settings_from_source(
+                self._config_source, options=options, silent=self._config_silent
+            )
         else:
-            options = dict(self._options)
-            if self._id is not None:
-                options.setdefault("id", self._id)
             conf = Settings(**options)
-        self.on_configured.send(conf)
+        with conf.editable():  # receivers may set conf.broker = ..., as in Faust
+            self.on_configured.send(conf)
         self._conf = conf
         self.on_after_configured.send()
+
+    def config_from_object(
+        self, obj: Any, *, silent: bool = False, force: bool = False
+    ) -> None:
+        """Read settings from ``obj``: a module, its dotted path, an object, a dict.
+
+        They are read when first needed (``force=True``: now), and win over
+        the keyword arguments given to the App; see
+        `django_faust.conf.sources`.  ``silent=True`` ignores a path that
+        cannot be imported.
+        """
+        self._config_source = obj
+        self._config_silent = silent
+        if force or self._conf is not None:
+            self.reconfigure()
+            self._configure()
 
     def reconfigure(self) -> None:
         """Read settings again (after ``override_settings(FAUST=...)``).
@@ -590,6 +611,11 @@ class App(Service):
             self.consumer,
         ]
 
+    async def on_start(self) -> None:
+        if not self.client_only:
+            # Before any agent runs: a failed event must find its topic.
+            await self.dead_letters.declare()
+
     async def on_started(self) -> None:
         if self.client_only:
             return
@@ -682,6 +708,13 @@ class App(Service):
         consumer = self._consumer
         if consumer is not None:
             consumer.stop_fetching()
+            waits = self.conf.stream_wait_empty and consumer.started
+            if waits and not await consumer.wait_empty(self.shutdown_timeout):
+                logger.warning(
+                    "Events fetched before shutdown were still unprocessed "
+                    "after %.1fs; they will be processed again after restart.",
+                    self.shutdown_timeout,
+                )
         await asyncio.gather(
             *(
                 agent.drain(self.shutdown_timeout)

@@ -7,6 +7,12 @@ every start); ``rocksdb://`` keeps them on local disk and needs the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from mode.utils.imports import symbol_by_name
+
+from ..conf.schemes import STORES as DRIVERS
 from ..exceptions import ImproperlyConfigured
 from ..utils.urls import parse_url
 from .base import MISSING, ChangelogRecord, Decoder, Encoder, Store
@@ -25,11 +31,11 @@ __all__ = [
     "by_url",
 ]
 
-#: Store class by URL scheme.
-STORES: dict[str, type[Store]] = {
-    "memory": MemoryStore,
-    "rocksdb": RocksDBStore,
-}
+#: Store class by URL scheme, from the one registry of schemes
+#: (`django_faust.conf.schemes`).
+STORES: Mapping[str, type[Store]] = MappingProxyType(
+    {scheme: symbol_by_name(driver.path) for scheme, driver in DRIVERS.items()}
+)
 
 
 def by_url(url: str) -> type[Store]:

@@ -5,10 +5,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from mode.utils.imports import symbol_by_name
 
+from ..conf.schemes import TRANSPORTS
 from ..exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
@@ -16,12 +19,11 @@ if TYPE_CHECKING:
 
 __all__ = ["DRIVERS", "by_url"]
 
-#: URL scheme -> driver class (a dotted path, imported on first use).
-DRIVERS: dict[str, str] = {
-    "memory": "django_faust.transport.memory:MemoryTransport",
-    "kafka": "django_faust.transport.kafka:AIOKafkaTransport",
-    "aiokafka": "django_faust.transport.kafka:AIOKafkaTransport",
-}
+#: URL scheme -> driver class (a dotted path, imported on first use); read
+#: from the one registry of schemes, `django_faust.conf.schemes`.
+DRIVERS: Mapping[str, str] = MappingProxyType(
+    {scheme: driver.path for scheme, driver in TRANSPORTS.items()}
+)
 
 
 def by_url(url: str) -> type[Transport]:
@@ -32,6 +34,6 @@ def by_url(url: str) -> type[Transport]:
     except KeyError:
         raise ImproperlyConfigured(
             f'FAUST["BROKER"]: unknown transport {scheme!r} in {url!r}; '
-            f"use one of: {', '.join(sorted(DRIVERS))}."
+            f"use one of: {', '.join(DRIVERS)}."
         ) from None
     return symbol_by_name(path)  # type: ignore[no-any-return]

@@ -10,6 +10,7 @@ still being processed never lets a later offset be committed past it.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from ..events import Batch
 from ..types import TP
@@ -20,10 +21,17 @@ __all__ = ["PartitionTracker"]
 class PartitionTracker:
     """Acked and committed offsets of one assigned partition."""
 
-    __slots__ = ("acked", "committed", "pending", "tp")
+    __slots__ = ("acked", "committed", "on_acked", "pending", "tp")
 
-    def __init__(self, tp: TP, committed: int | None = None) -> None:
+    def __init__(
+        self,
+        tp: TP,
+        committed: int | None = None,
+        on_acked: Callable[[int], None] | None = None,
+    ) -> None:
         self.tp = tp
+        #: Told how many messages each finished batch held (BROKER_COMMIT_EVERY).
+        self.on_acked = on_acked
         self.pending: deque[Batch] = deque()
         #: Next offset after everything acknowledged in order (None: nothing yet).
         self.acked: int | None = committed
@@ -38,7 +46,10 @@ class PartitionTracker:
     def batch_done(self, batch: Batch) -> None:
         pending = self.pending
         while pending and pending[0].done:
-            self.acked = pending.popleft().next_offset
+            done = pending.popleft()
+            self.acked = done.next_offset
+            if self.on_acked is not None:
+                self.on_acked(len(done.messages))
 
     def committable(self) -> int | None:
         """The offset to commit now, or None when nothing new is acked.

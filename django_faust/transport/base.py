@@ -192,6 +192,9 @@ class Consumer(Service, abc.ABC):
         self.assigned = asyncio.Event()
         self.messages_received = 0
         self.commits = 0
+        #: Messages processed since the last commit, and the commit it is due.
+        self._processed_since_commit = 0
+        self._commit_due = asyncio.Event()
         super().__init__()
 
     # -- primitives a driver implements ---------------------------------------
@@ -268,15 +271,39 @@ class Consumer(Service, abc.ABC):
 
     @Service.task
     async def _committer(self) -> None:
+        # Every COMMIT_INTERVAL, and as soon as BROKER_COMMIT_EVERY messages
+        # were processed since the last commit.
         interval = self.conf.commit_interval
         while not self.should_stop:
-            await self.sleep(interval)
+            await self.wait_first(self._commit_due.wait(), timeout=interval)
             if self.should_stop:
                 break
+            self._commit_due.clear()
+            self._processed_since_commit = 0
             try:
                 await self.commit()
             except Exception as exc:
                 logger.error("Commit failed (will retry): %r", exc, exc_info=exc)
+
+    def _on_acked(self, count: int) -> None:
+        self._processed_since_commit += count
+        if self._processed_since_commit >= self.conf.broker_commit_every:
+            self._commit_due.set()
+
+    async def wait_empty(self, timeout: float) -> bool:
+        """Wait until every fetched event is processed (STREAM_WAIT_EMPTY).
+
+        Used at shutdown once fetching stopped, so the final commit covers
+        the events already buffered instead of leaving them to be read again
+        after the restart.  False if some were still pending at ``timeout``.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(tracker.pending for tracker in self.trackers.values()):
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
 
     def stop_fetching(self) -> None:
         """Hand no further batches to streams (first step of shutdown)."""
@@ -373,7 +400,9 @@ class Consumer(Service, abc.ABC):
                 if tp.topic in passive:
                     continue
                 if tp not in self.trackers:
-                    self.trackers[tp] = PartitionTracker(tp, await self.committed(tp))
+                    self.trackers[tp] = PartitionTracker(
+                        tp, await self.committed(tp), self._on_acked
+                    )
             self.assigned.set()
             await callbacks.on_assigned(assigned)
         finally:

@@ -44,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "VALUE_SERIALIZER": "json",
     "PROCESSING_GUARANTEE": "at_least_once",
     "STREAM_BUFFER_MAXSIZE": 4096,
-    "STREAM_WAIT_EMPTY": True,
+    "STREAM_WAIT_EMPTY": False,
     "CONSUMER_AUTO_OFFSET_RESET": "earliest",
     "CONSUMER_MAX_FETCH_SIZE": 1024**2,
     "PRODUCER_LINGER": 0.005,
@@ -319,6 +319,25 @@ def test_producer_acks_all_means_minus_one() -> None:
 
 def test_explicit_dead_letter_topic() -> None:
     assert Settings(dead_letter_topic="failed").dead_letter_topic == "failed"
+    conf = Settings(id="shop", version=4, dead_letter_topic="failed")
+    assert conf.dead_letter_topic == "failed"
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"), [(1, "shop"), (2, "shop-v2"), (10, "shop-v10")]
+)
+def test_version_above_1_is_part_of_the_app_id(version: int, expected: str) -> None:
+    # As in Faust: the id names the consumer group and the app's own topics.
+    conf = Settings.from_mapping({"APP_ID": "shop", "VERSION": version})
+    assert conf.app_id == "shop"
+    assert conf.id == expected
+    assert conf.dead_letter_topic == f"{expected}-dead-letters"
+    assert conf.appdir.name == f"v{version}"
+
+
+def test_replace_version_moves_the_default_dead_letter_topic() -> None:
+    conf = Settings(id="shop").replace(version=2)
+    assert (conf.id, conf.dead_letter_topic) == ("shop-v2", "shop-v2-dead-letters")
 
 
 def test_credentials_defaults_are_filled_in() -> None:
