@@ -123,6 +123,8 @@ class App(Service):
         self.monitor = Monitor(self)
         self.dead_letters = DeadLetters(self)
         self.client_only = False
+        #: The event loop the app runs on while started (see ``client.py``).
+        self.running_loop: asyncio.AbstractEventLoop | None = None
         self._transport: Transport | None = None
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
@@ -482,6 +484,10 @@ class App(Service):
             self.consumer,
         ]
 
+    async def on_start(self) -> None:
+        # Sync code in other threads hands its sends to this loop.
+        self.running_loop = asyncio.get_running_loop()
+
     async def on_started(self) -> None:
         if self.client_only:
             return
@@ -559,6 +565,9 @@ class App(Service):
                 await consumer.commit()
             except Exception as exc:
                 logger.error("Final commit failed: %r", exc, exc_info=exc)
+
+    async def on_shutdown(self) -> None:
+        self.running_loop = None
 
     def is_running(self) -> bool:
         return self.started and not self.should_stop
