@@ -1,0 +1,7 @@
+from counting import views
+from django.urls import path
+
+urlpatterns = [
+    path("events/", views.send_event),
+    path("async-events/", views.send_event_async),
+]
