@@ -46,6 +46,7 @@ __all__ = [
     "SyncCallInAsyncContext",
     "call_sync",
     "get_client",
+    "install_sigterm_handler",
     "owner_loop",
     "run_in_owner",
     "send_on_commit",
@@ -98,7 +99,7 @@ def owner_loop(app: App) -> asyncio.AbstractEventLoop | None:
     return loop
 
 
-def _needs_own_loop(app: App) -> bool:
+def needs_own_loop(app: App) -> bool:
     """Whether sending must go through one loop (the producer binds to it).
 
     The ``memory://`` producer appends to an in-process log and binds to no
@@ -150,7 +151,7 @@ class Client:
                 daemon=True,
             )
             self._thread.start()
-            _install_sigterm_handler()
+            install_sigterm_handler()
             return startup
 
     def loop(self, timeout: float | None = START_TIMEOUT) -> asyncio.AbstractEventLoop:
@@ -234,12 +235,14 @@ if hasattr(os, "register_at_fork"):
 _sigterm_installed = False
 
 
-def _install_sigterm_handler() -> None:
+def install_sigterm_handler() -> None:
     """Make ``SIGTERM`` a normal exit (so `stop_clients` flushes), if unhandled.
 
-    Only in the main thread, and only when nobody else handles ``SIGTERM``:
-    gunicorn, uvicorn, Celery and the worker install their own handlers,
-    which end with a normal exit that runs the `atexit` hook too.
+    Called by ``AppConfig.ready()`` (the main thread, at ``django.setup()``)
+    and when a client starts. Only in the main thread, and only when nobody
+    else handles ``SIGTERM``: gunicorn, uvicorn, Celery and the worker
+    install their own handlers, which end with a normal exit that runs the
+    `atexit` hook too (or replace this one).
     """
     global _sigterm_installed
     if _sigterm_installed or threading.current_thread() is not threading.main_thread():
@@ -265,7 +268,7 @@ def target_loop(app: App) -> asyncio.AbstractEventLoop:
 async def target_loop_async(app: App) -> asyncio.AbstractEventLoop | None:
     """For async code: the loop to hand over to, or None to run right here."""
     loop = owner_loop(app)
-    if loop is None and _needs_own_loop(app):
+    if loop is None and needs_own_loop(app):
         # Connecting may take a moment: do not block the caller's loop.
         loop = await asyncio.wrap_future(get_client(app).start())
     if loop is asyncio.get_running_loop():

@@ -220,8 +220,10 @@ class Topic(Channel):
         is committed, so an agent that sends and then moves on stays
         at-least-once without waiting for each round trip.
         """
-        loop = await client.target_loop_async(self.app)
-        if loop is not None:
+        app = self.app
+        if app.running_loop is not asyncio.get_running_loop() and (
+            loop := await client.target_loop_async(app)
+        ):
             # Called from another loop than the producer's (an async view
             # under uvicorn): hand over, get a future of this loop back.
             return await client.send_from_other_loop(
@@ -272,10 +274,10 @@ class Topic(Channel):
         """Send without waiting, from sync code anywhere.
 
         Inside the App's event loop (sync code called by an agent) it
-        returns an `asyncio.Future`; from any other thread (a WSGI view, a
-        management command) a `concurrent.futures.Future`, after handing
-        the message to the App's loop or to this process's client loop
-        (see ``client.py``). Either resolves to the broker's
+        returns an `asyncio.Future`; from any other thread or loop (a WSGI
+        view, a management command) a `concurrent.futures.Future`, after
+        handing the message to the App's loop or to this process's client
+        loop (see ``client.py``). Either resolves to the broker's
         `RecordMetadata`. A bad key or value raises here, naming the topic;
         a failed delivery is logged with the topic name (never swallowed)
         and set on the future. The message is flushed before the next
@@ -285,8 +287,16 @@ class Topic(Channel):
             here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             here = None
-        owner = client.owner_loop(self.app)
-        if here is None or (owner is not None and owner is not here):
+        app = self.app
+        owner = app.running_loop
+        if (
+            here is None
+            or (owner is not None and owner is not here)
+            or (owner is None and client.needs_own_loop(app))
+        ):
+            # Another thread, or a loop the producer does not run on (the
+            # first send there starts this process's client).
+            owner = client.owner_loop(app)  # None if that loop is gone
             result = client.send_soon(
                 self,
                 key=key,

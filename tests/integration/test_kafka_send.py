@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
@@ -63,7 +64,21 @@ async def test_sync_view_and_management_commands_reach_the_worker(project_factor
         await asyncio.to_thread(
             project.manage, "send_events", "--via", "soon", "--start", "200"
         )
-        wanted = {*range(20), *range(100, 110), *range(200, 210)}
+        # The same when the process ends with SIGTERM.
+        out = await asyncio.to_thread(
+            project.manage,
+            "send_events",
+            "--via",
+            "soon",
+            "--start",
+            "300",
+            "--count",
+            "500",
+            "--sigterm",
+            check=False,
+        )
+        assert "sent 500 via soon" in out
+        wanted = {*range(20), *range(100, 110), *range(200, 210), *range(300, 800)}
         await wait_processed(project, worker, wanted)
         project.stop_all()
     finally:
@@ -179,3 +194,41 @@ async def test_agent_writes_through_the_orm_after_its_connection_was_closed(
         db.close()
     assert rows == [("first",), ("second",)]
     assert "Traceback" not in project.output(worker, tail=0)
+
+
+async def test_sync_view_served_by_the_worker_hands_over_to_its_loop(project_factory):
+    """Under the worker's web server a sync view runs in a thread: no client loop."""
+    project = project_factory("send-web")
+    await project.declare_topics()
+    port = free_port()
+    worker = project.start_worker(web_port=port)
+    await project.wait_split(worker)
+
+    def post(n: int) -> dict:
+        data = urllib.parse.urlencode({"n": n}).encode()
+        url = f"http://127.0.0.1:{port}/events/"
+        with urllib.request.urlopen(url, data=data, timeout=20) as response:
+            return json.loads(response.read())
+
+    try:
+        replies = [await asyncio.to_thread(post, n) for n in range(10)]
+        await wait_processed(project, worker, set(range(10)))
+        project.stop_all()
+    finally:
+        project.kill_all()
+    assert all(reply["offset"] >= 0 for reply in replies)
+    assert not any(reply["client"] for reply in replies), "a client thread started"
+
+
+def test_send_sync_raises_when_the_broker_cannot_be_reached():
+    """The first send starts the client; a broker that is not there is an error."""
+    from django_faust.client import get_client
+    from django_faust.testing import make_app
+
+    app = make_app(broker=f"kafka://127.0.0.1:{free_port()}")
+    topic = app.topic("nowhere", value_type=int)
+    try:
+        with pytest.raises(Exception, match=r"127\.0\.0\.1|bootstrap|connect"):
+            topic.send_sync(value=1, timeout=20)
+    finally:
+        get_client(app).stop()

@@ -108,14 +108,31 @@ class Project:
         return environ
 
     def start_worker(
-        self, *, delay: float = 0.0, env: dict[str, str] | None = None
+        self,
+        *,
+        delay: float = 0.0,
+        env: dict[str, str] | None = None,
+        web_port: int | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start a worker; ``env`` adds to its environment (``WORKER_STORE``...)."""
+        """Start a worker; ``env`` adds to its environment (``WORKER_STORE``...).
+
+        With ``web_port``, the worker also serves the project's views there.
+        """
         environ = self.environment(WORKER_EVENT_DELAY=str(delay), **(env or {}))
         output = self.outdir / f"worker-{len(self.processes)}.out"
+        command = WORKER_COMMAND
+        if web_port is not None:
+            command = [
+                *(arg for arg in WORKER_COMMAND if arg != "--without-web"),
+                "--web",
+                "--web-port",
+                str(web_port),
+                "--web-bind",
+                "127.0.0.1",
+            ]
         with output.open("wb") as out:
             process = subprocess.Popen(
-                WORKER_COMMAND,
+                command,
                 cwd=PROJECT,
                 env=environ,
                 stdin=subprocess.DEVNULL,
@@ -140,8 +157,11 @@ class Project:
             timeout=timeout,
         )
 
-    def manage(self, *args: str, timeout: float = 120) -> str:
-        """Run ``manage.py ARGS`` (``migrate``, ``send_events``...); its output."""
+    def manage(self, *args: str, timeout: float = 120, check: bool = True) -> str:
+        """Run ``manage.py ARGS`` (``migrate``, ``send_events``...); its output.
+
+        Fails the test when the command fails, unless ``check`` is false.
+        """
         done = subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=PROJECT,
@@ -151,7 +171,7 @@ class Project:
             text=True,
             timeout=timeout,
         )
-        if done.returncode != 0:
+        if check and done.returncode != 0:
             raise AssertionError(
                 f"manage.py {' '.join(args)} exited with {done.returncode}:\n"
                 f"{done.stdout}\n{done.stderr}"

@@ -8,16 +8,28 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from django_faust.client import get_client
+
 from .agents import events_topic
 
 
 @csrf_exempt
 @require_POST
 def send_event(request: HttpRequest) -> JsonResponse:
-    """POST ``n=<int>``: sends it and answers with where the broker put it."""
+    """POST ``n=<int>``: sends it and answers with where the broker put it.
+
+    ``client`` says whether the send went through this process's client
+    thread (True outside a worker) or the worker's own loop.
+    """
     n = int(request.POST["n"])
     metadata = events_topic.send_sync(value=n, timeout=10)
-    return JsonResponse({"partition": metadata.partition, "offset": metadata.offset})
+    return JsonResponse(
+        {
+            "partition": metadata.partition,
+            "offset": metadata.offset,
+            "client": get_client(events_topic.app).running,
+        }
+    )
 
 
 @csrf_exempt

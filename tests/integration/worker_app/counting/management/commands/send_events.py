@@ -9,15 +9,19 @@ The ways a Django project sends, one per ``--via``:
 * ``orders``: saves `Order` rows inside ``atomic()`` (published by signals).
 
 ``--rollback`` rolls the ``atomic()`` block back. ``--threads`` sends from
-that many threads at once, each its own ``--count`` values.
+that many threads at once, each its own ``--count`` values. ``--sigterm``
+ends the command with a SIGTERM to itself right after sending.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.test import Client
 
@@ -42,6 +46,7 @@ class Command(BaseCommand):
             default="sync",
         )
         parser.add_argument("--rollback", action="store_true")
+        parser.add_argument("--sigterm", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
         count, start, via = options["count"], options["start"], options["via"]
@@ -64,6 +69,11 @@ class Command(BaseCommand):
         if errors:
             raise errors[0]
         self.stdout.write(f"sent {count * len(threads)} via {via}")
+        self.stdout.flush()
+        if options["sigterm"]:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)  # the signal ends the process before this does
+            raise CommandError("SIGTERM did not end the command")
 
     def send(self, via: str, values: range, rollback: bool) -> None:
         if via == "sync":
@@ -77,6 +87,7 @@ class Command(BaseCommand):
             for n in values:
                 response = client.post("/events/", {"n": n})
                 assert response.status_code == 200, response.content
+                assert response.json()["client"] is True, "not the client thread"
         else:
             try:
                 with transaction.atomic():
