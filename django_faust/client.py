@@ -117,7 +117,10 @@ class Client:
 
     Created by `get_client`; one per App per process. `loop()` starts it on
     first use (connecting the producer to the broker) and is safe to call
-    from any thread.
+    from any thread. When the start fails (the broker is down), the error
+    goes to the callers waiting for it, and the next send tries again, on
+    the same loop: the App's producer and its asyncio primitives belong to
+    that loop for the lifetime of the process.
     """
 
     def __init__(self, app: App) -> None:
@@ -131,11 +134,19 @@ class Client:
 
     @property
     def running(self) -> bool:
-        thread = self._thread
-        return thread is not None and thread.is_alive() and self._loop is not None
+        """Whether the App is started on this client's thread."""
+        startup, thread = self._startup, self._thread
+        return (
+            thread is not None
+            and thread.is_alive()
+            and startup is not None
+            and startup.done()
+            and not startup.cancelled()
+            and startup.exception() is None
+        )
 
     def start(self) -> concurrent.futures.Future[asyncio.AbstractEventLoop]:
-        """Start the thread (once); the future resolves when the App started."""
+        """Start the App on the thread (once); resolves to the thread's loop."""
         with self._lock:
             startup = self._startup
             if startup is not None and not (
@@ -143,14 +154,10 @@ class Client:
             ):
                 return startup
             # First start, or the last one failed (broker down): try again.
-            startup = self._startup = concurrent.futures.Future()
-            self._thread = threading.Thread(
-                target=self._run,
-                args=(startup,),
-                name=f"django-faust-client-{self.app.conf.id}",
-                daemon=True,
+            loop = self._ensure_thread()
+            startup = self._startup = asyncio.run_coroutine_threadsafe(
+                self._start_app(), loop
             )
-            self._thread.start()
             install_sigterm_handler()
             return startup
 
@@ -158,45 +165,63 @@ class Client:
         """The client's loop, started (and connected) if it was not."""
         return self.start().result(timeout)
 
-    def _run(
-        self, startup: concurrent.futures.Future[asyncio.AbstractEventLoop]
-    ) -> None:
-        loop = asyncio.new_event_loop()
+    def _ensure_thread(self) -> asyncio.AbstractEventLoop:
+        loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None and thread.is_alive():
+            return loop
+        loop = self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(loop,),
+            name=f"django-faust-client-{self.app.conf.id}",
+            daemon=True,
+        )
+        self._thread.start()
+        return loop
+
+    @staticmethod
+    def _run(loop: asyncio.AbstractEventLoop) -> None:
         asyncio.set_event_loop(loop)
         try:
-            try:
-                loop.run_until_complete(self.app.start_client())
-            except BaseException as exc:
-                logger.error("%s: the client could not start: %r", self.app.label, exc)
-                with contextlib.suppress(Exception):
-                    loop.run_until_complete(self.app.stop())
-                startup.set_exception(exc)
-                return
-            self._loop = loop
-            startup.set_result(loop)
             loop.run_forever()
         finally:
-            self._loop = None
             with contextlib.suppress(Exception):
                 loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
+    async def _start_app(self) -> asyncio.AbstractEventLoop:
+        app = self.app
+        try:
+            await app.start_client()
+        except BaseException as exc:
+            logger.error("%s: the client could not start: %r", app.label, exc)
+            with contextlib.suppress(Exception):
+                await app.stop()
+            app.service_reset()  # so that the next send can start it again
+            raise
+        return asyncio.get_running_loop()
+
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Flush and stop the App, then the loop and its thread."""
-        loop, thread = self._loop, self._thread
+        with self._lock:
+            loop, thread, startup = self._loop, self._thread, self._startup
+            self._loop = self._thread = self._startup = None
         if loop is None or thread is None or not thread.is_alive():
             return
-        done = asyncio.run_coroutine_threadsafe(self.app.stop(), loop)
-        try:
-            done.result(timeout)
-        except Exception as exc:
-            logger.error("%s: stopping the client failed: %r", self.app.label, exc)
+        started = False
+        if startup is not None:
+            with contextlib.suppress(Exception):
+                startup.result(timeout)
+                started = True
+        if started:
+            done = asyncio.run_coroutine_threadsafe(self.app.stop(), loop)
+            try:
+                done.result(timeout)
+            except Exception as exc:
+                logger.error("%s: stopping the client failed: %r", self.app.label, exc)
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout)
-        with self._lock:
-            self._startup = None
-            self._thread = None
 
 
 _clients: dict[int, Client] = {}

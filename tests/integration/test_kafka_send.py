@@ -220,15 +220,24 @@ async def test_sync_view_served_by_the_worker_hands_over_to_its_loop(project_fac
     assert not any(reply["client"] for reply in replies), "a client thread started"
 
 
-def test_send_sync_raises_when_the_broker_cannot_be_reached():
-    """The first send starts the client; a broker that is not there is an error."""
+def test_send_sync_raises_while_the_broker_is_down_then_works(monkeypatch):
+    """The first send starts the client: a broker that is not there is an error
+    at the call site, and a later send, once the broker is up, goes through."""
     from django_faust.client import get_client
+    from django_faust.testing import broker as broker_module
     from django_faust.testing import make_app
 
-    app = make_app(broker=f"kafka://127.0.0.1:{free_port()}")
-    topic = app.topic("nowhere", value_type=int)
+    port = free_port()
+    app = make_app(broker=f"kafka://127.0.0.1:{port}")
+    topic = app.topic("late", value_type=int)
+    monkeypatch.setattr(broker_module, "free_port", lambda host="127.0.0.1": port)
     try:
         with pytest.raises(Exception, match=r"127\.0\.0\.1|bootstrap|connect"):
             topic.send_sync(value=1, timeout=20)
+        with broker_module.TestBroker() as broker:
+            assert broker.port == port
+            metadata = topic.send_sync(value=2, timeout=20)
+            assert metadata.topic == "late" and metadata.offset == 0
+            get_client(app).stop()
     finally:
         get_client(app).stop()
