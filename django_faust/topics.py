@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from . import client
 from .channels import Channel, Subscription, _normalize_headers
 from .exceptions import EncodeError, ImproperlyConfigured, ValidationError
+from .models import Record
 from .types import RecordMetadata
 
 if TYPE_CHECKING:
@@ -87,6 +88,8 @@ class Topic(Channel):
         self._encode_key: Callable[[Any], Any] | None = None
         self._encode_value: Callable[[Any], Any] | None = None
         self._single_name: str | None = None
+        #: Whether mappings sent here are checked against a Record value_type.
+        self._checks_mappings: bool | None = None
 
     # -- identity ----------------------------------------------------------
 
@@ -413,9 +416,12 @@ class Topic(Channel):
         name = self._single_name
         if name is None:
             name = self._single_name = self.get_topic_name()
+        checks = self._checks_mappings
+        if checks is None:
+            checks = self._checks_mappings = _is_record_type(self.value_type)
         try:
-            if isinstance(value, Mapping):
-                _check_record_data(self.value_type, value)
+            if checks and isinstance(value, Mapping):
+                self.value_type.from_data(value)  # raises ValidationError
             key_bytes = self.encode_key(key, key_serializer)
             value_bytes = self.encode_value(value, value_serializer)
         except ValidationError as exc:
@@ -451,9 +457,6 @@ class Topic(Channel):
             )
 
 
-def _check_record_data(value_type: Any, data: Mapping[str, Any]) -> None:
-    """Raise `ValidationError` when ``data`` cannot make a ``value_type`` record."""
-    from .models import Record
-
-    if isinstance(value_type, type) and issubclass(value_type, Record):
-        value_type.from_data(data)
+def _is_record_type(value_type: Any) -> bool:
+    """Whether a topic's ``value_type`` is a `Record` class."""
+    return isinstance(value_type, type) and issubclass(value_type, Record)

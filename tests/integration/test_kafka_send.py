@@ -78,7 +78,28 @@ async def test_sync_view_and_management_commands_reach_the_worker(project_factor
             check=False,
         )
         assert "sent 500 via soon" in out
-        wanted = {*range(20), *range(100, 110), *range(200, 210), *range(300, 800)}
+        # What the issue tried from `manage.py shell`: async_to_sync runs
+        # each call on a new loop; the client's loop does the sending.
+        out = await asyncio.to_thread(
+            project.manage,
+            "shell",
+            "-c",
+            "from asgiref.sync import async_to_sync\n"
+            "from counting.agents import events_topic\n"
+            "md = async_to_sync(events_topic.send_and_wait)(value=900)\n"
+            "fut = async_to_sync(events_topic.send)(value=901)\n"
+            "print('offset', md.offset, fut.get_loop().is_closed())\n",
+        )
+        assert "offset" in out and "True" in out, out
+        assert "Unclosed" not in out, out
+        wanted = {
+            *range(20),
+            *range(100, 110),
+            *range(200, 210),
+            *range(300, 800),
+            900,
+            901,
+        }
         await wait_processed(project, worker, wanted)
         project.stop_all()
     finally:

@@ -158,7 +158,8 @@ class Project:
         )
 
     def manage(self, *args: str, timeout: float = 120, check: bool = True) -> str:
-        """Run ``manage.py ARGS`` (``migrate``, ``send_events``...); its output.
+        """Run ``manage.py ARGS`` (``migrate``, ``send_events``...); its output
+        (stdout, then stderr).
 
         Fails the test when the command fails, unless ``check`` is false.
         """
@@ -176,7 +177,7 @@ class Project:
                 f"manage.py {' '.join(args)} exited with {done.returncode}:\n"
                 f"{done.stdout}\n{done.stderr}"
             )
-        return done.stdout
+        return done.stdout + done.stderr
 
     def start_server(self, port: int) -> subprocess.Popen[bytes]:
         """Serve ``asgi.py`` with uvicorn on 127.0.0.1:PORT (not a worker)."""
