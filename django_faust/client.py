@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .exceptions import DjangoFaustError
+from .exceptions import DjangoFaustError, UnknownTopicError
 
 if TYPE_CHECKING:
     from .app.base import App
@@ -604,6 +604,16 @@ def wait_delivery(
             f"(key {key!r}) within {timeout}s."
         ) from None
     except Exception as exc:
+        from aiokafka.errors import UnknownTopicOrPartitionError
+
+        if isinstance(exc, UnknownTopicOrPartitionError):
+            raise UnknownTopicError(
+                f"Topic {topic_name!r} does not exist on the broker, which does "
+                "not create topics automatically: create it first (a topic the "
+                "app declares, such as an agent's, is created when the worker "
+                "starts).",
+                topic=topic_name,
+            ) from exc
         exc.add_note(f"While sending to topic {topic_name!r} (key {key!r}).")
         raise
 

@@ -109,6 +109,19 @@ async def test_sync_view_and_management_commands_reach_the_worker(project_factor
     assert set(counts.values()) == {1}
 
 
+async def test_ask_sync_from_a_management_command(project_factory):
+    project, worker = await started(project_factory, "send-ask")
+    try:
+        out = await asyncio.to_thread(
+            project.manage, "send_events", "--via", "ask", "--count", "3"
+        )
+        project.stop_all()
+    finally:
+        project.kill_all()
+    replies = [line.split()[1] for line in out.splitlines() if line.startswith("reply")]
+    assert replies == [f"W{n}@{worker.pid}" for n in range(3)]
+
+
 async def test_eight_threads_send_8000_events_each_processed_once(project_factory):
     project, worker = await started(project_factory, "send-threads")
     try:

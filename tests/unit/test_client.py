@@ -231,3 +231,25 @@ def test_cast_on_commit(faust_app):
         wait_for_sync(lambda: len(logged(faust_app, name)) == 1)
     finally:
         get_client(faust_app).stop()
+
+
+def test_send_sync_to_a_topic_the_broker_does_not_have(monkeypatch):
+    """With auto-creation off, Kafka answers UNKNOWN_TOPIC_OR_PARTITION."""
+    from aiokafka.errors import UnknownTopicOrPartitionError
+
+    from django_faust.exceptions import UnknownTopicError
+
+    app = make_app()
+    topic = app.topic("missing", value_type=int)
+    broker = get_broker(app.conf.broker_url)
+
+    def refuse(topic, *args, **kwargs):
+        raise UnknownTopicOrPartitionError()
+
+    monkeypatch.setattr(broker, "append", refuse)
+    try:
+        with pytest.raises(UnknownTopicError, match="'missing' does not exist") as info:
+            topic.send_sync(value=1)
+        assert info.value.topic == "missing"
+    finally:
+        get_client(app).stop()

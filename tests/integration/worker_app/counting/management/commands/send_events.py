@@ -6,7 +6,8 @@ The ways a Django project sends, one per ``--via``:
 * ``soon``: ``events_topic.send_soon()`` (fire and forget: the exit flushes);
 * ``view``: POSTs to the sync view through Django's test client (WSGI);
 * ``on-commit``: ``send_on_commit()`` inside ``atomic()``;
-* ``orders``: saves `Order` rows inside ``atomic()`` (published by signals).
+* ``orders``: saves `Order` rows inside ``atomic()`` (published by signals);
+* ``ask``: ``shout.ask_sync("w<n>")``, printing each reply.
 
 ``--rollback`` rolls the ``atomic()`` block back. ``--threads`` sends from
 that many threads at once, each its own ``--count`` values. ``--sigterm``
@@ -25,7 +26,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.test import Client
 
-from counting.agents import events_topic
+from counting.agents import events_topic, shout
 from counting.models import Order
 
 
@@ -42,7 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=1)
         parser.add_argument(
             "--via",
-            choices=["sync", "soon", "view", "on-commit", "orders"],
+            choices=["sync", "soon", "view", "on-commit", "orders", "ask"],
             default="sync",
         )
         parser.add_argument("--rollback", action="store_true")
@@ -82,6 +83,9 @@ class Command(BaseCommand):
         elif via == "soon":
             for n in values:
                 events_topic.send_soon(value=n)
+        elif via == "ask":
+            for n in values:
+                self.stdout.write(f"reply {shout.ask_sync(f'w{n}', timeout=20)}")
         elif via == "view":
             client = Client()
             for n in values:
