@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .exceptions import DjangoFaustError, UnknownTopicError
+from .exceptions import DjangoFaustError, ImproperlyConfigured, UnknownTopicError
 
 if TYPE_CHECKING:
     from .app.base import App
@@ -230,6 +230,12 @@ _clients_lock = threading.Lock()
 
 def get_client(app: App) -> Client:
     """The one `Client` of ``app`` in this process."""
+    if id(app) in _inherited:
+        raise ImproperlyConfigured(
+            f"{app.label} started its client before this process was forked "
+            "(gunicorn --preload?); the client thread does not survive a fork. "
+            "Send from the forked processes only, not at import time."
+        )
     with _clients_lock:
         client = _clients.get(id(app))
         if client is None or client.app is not app:
@@ -245,9 +251,22 @@ def stop_clients(timeout: float = STOP_TIMEOUT) -> None:
         client.stop(timeout)
 
 
+#: Ids of apps whose client was started in the parent of a fork.
+_inherited: set[int] = set()
+
+
 def _forget_clients_after_fork() -> None:
     # The client's thread does not exist in a forked child (gunicorn
-    # --preload): the child starts its own on its first send.
+    # --preload). An app that never sent before the fork starts its own
+    # client on its first send; one whose client ran in the parent has a
+    # producer bound to that thread's loop, which cannot be reused.
+    global _clients_lock
+    _clients_lock = threading.Lock()
+    for client in _clients.values():
+        if client._startup is not None:
+            _inherited.add(id(client.app))
+            if client.app.running_loop is client._loop:
+                client.app.running_loop = None
     _clients.clear()
     _outboxes.clear()
 
@@ -334,8 +353,8 @@ def _bridge(source: concurrent.futures.Future[T]) -> asyncio.Future[T]:
     """A future of the running loop that follows ``source``.
 
     Unlike `asyncio.wrap_future`, it never schedules onto a loop that was
-    closed meanwhile (the temporary loop of ``async_to_sync``): the result
-    is then set directly, so ``fut.result()`` still works.
+    stopped or closed meanwhile (the temporary loop of ``async_to_sync``):
+    the result is then set directly, so ``fut.result()`` still works.
     """
     loop = asyncio.get_running_loop()
     dest: asyncio.Future[T] = loop.create_future()
@@ -343,7 +362,8 @@ def _bridge(source: concurrent.futures.Future[T]) -> asyncio.Future[T]:
     def copy(src: concurrent.futures.Future[T]) -> None:
         if dest.done():
             return
-        if loop.is_closed():
+        if loop.is_closed() or not loop.is_running():
+            # Nobody runs that loop now: set it here, so it is not lost.
             with contextlib.suppress(Exception):
                 _copy_state(src, dest)
             return

@@ -253,3 +253,36 @@ def test_send_sync_to_a_topic_the_broker_does_not_have(monkeypatch):
         assert info.value.topic == "missing"
     finally:
         get_client(app).stop()
+
+
+def test_a_forked_child_does_not_reuse_the_parents_client():
+    """gunicorn --preload: the client thread does not survive the fork."""
+    import os
+
+    from django_faust.exceptions import ImproperlyConfigured
+
+    started = make_app()
+    topic = started.topic("events", value_type=int)
+    topic.send_sync(value=1)  # starts the client in this (parent) process
+    fresh = make_app()
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 0
+            try:
+                topic.send_sync(value=2, timeout=5)
+                code = 1
+            except ImproperlyConfigured:
+                pass
+            except BaseException:
+                code = 2
+            try:
+                fresh.topic("events", value_type=int).send_sync(value=3, timeout=5)
+            except BaseException:
+                code = 3
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert topic.send_sync(value=4).topic == "events"  # the parent's still works
+    finally:
+        get_client(started).stop()
