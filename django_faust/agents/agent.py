@@ -273,8 +273,9 @@ class Agent(Service):
         `asyncio.TimeoutError` after ``timeout`` seconds (``None``: wait
         forever) when no reply came: the agent did not yield for it.
         """
-        owner = client.owner_loop(self.app)
-        if owner is not None and owner is not asyncio.get_running_loop():
+        if self.app.running_loop is not asyncio.get_running_loop() and (
+            owner := await client.target_loop_async(self.app)
+        ):
             # Replies are read on the App's loop (an async view elsewhere).
             return await client.run_in_owner(
                 owner,
@@ -339,6 +340,12 @@ class Agent(Service):
         self, values: Iterable[Any], *, key: Any = None, timeout: float | None = 30.0
     ) -> list[Any]:
         """`map`, gathered into a list in input order."""
+        if self.app.running_loop is not asyncio.get_running_loop() and (
+            owner := await client.target_loop_async(self.app)
+        ):
+            return await client.run_in_owner(
+                owner, self.join(values, key=key, timeout=timeout)
+            )
         return [reply async for reply in self.map(values, key=key, timeout=timeout)]
 
     async def kvjoin(
@@ -348,6 +355,10 @@ class Agent(Service):
         timeout: float | None = 30.0,
     ) -> dict[Any, Any]:
         """`kvmap`, gathered into a dict."""
+        if self.app.running_loop is not asyncio.get_running_loop() and (
+            owner := await client.target_loop_async(self.app)
+        ):
+            return await client.run_in_owner(owner, self.kvjoin(items, timeout=timeout))
         return {k: reply async for k, reply in self.kvmap(items, timeout=timeout)}
 
     # -- testing ------------------------------------------------------------------

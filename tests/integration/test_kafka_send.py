@@ -88,9 +88,14 @@ async def test_sync_view_and_management_commands_reach_the_worker(project_factor
             "from counting.agents import events_topic\n"
             "md = async_to_sync(events_topic.send_and_wait)(value=900)\n"
             "fut = async_to_sync(events_topic.send)(value=901)\n"
-            "print('offset', md.offset, fut.get_loop().is_closed())\n",
+            "print('offset', md.offset, fut.get_loop().is_closed())\n"
+            "from counting.agents import shout\n"
+            "print('reply', async_to_sync(shout.ask)('yo', timeout=20))\n"
+            "print('reply', async_to_sync(shout.join)(['a', 'b'], timeout=20))\n",
         )
         assert "offset" in out and "True" in out, out
+        assert f"reply YO@{worker.pid}" in out, out
+        assert f"reply ['A@{worker.pid}', 'B@{worker.pid}']" in out, out
         assert "Unclosed" not in out, out
         wanted = {
             *range(20),
@@ -159,11 +164,15 @@ async def test_async_view_served_by_uvicorn_in_another_process(project_factory):
         await wait_for(server_up, timeout=30, what="uvicorn to listen", project=project)
         replies = [await asyncio.to_thread(post, n) for n in range(10)]
         await wait_processed(project, worker, set(range(10)))
+        ask_url = f"http://127.0.0.1:{port}/async-ask/hi/"
+        with await asyncio.to_thread(urllib.request.urlopen, ask_url, None, 30) as r:
+            answer = json.loads(r.read())
         project.stop_all()
     finally:
         project.kill_all()
     assert all(reply["offset"] >= 0 for reply in replies)
     assert set(processed(project, worker)) == set(range(10))
+    assert answer == {"reply": f"HI@{worker.pid}"}
 
 
 async def test_send_on_commit_only_sends_what_was_committed(project_factory):

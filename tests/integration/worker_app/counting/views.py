@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from django_faust.client import get_client
 
-from .agents import events_topic
+from .agents import events_topic, shout
 
 
 @csrf_exempt
@@ -39,3 +39,8 @@ async def send_event_async(request: HttpRequest) -> JsonResponse:
     n = json.loads(request.body)["n"]
     metadata = await events_topic.send_and_wait(value=n)
     return JsonResponse({"partition": metadata.partition, "offset": metadata.offset})
+
+
+async def ask_async(request: HttpRequest, word: str) -> JsonResponse:
+    """GET: ask the ``shout`` agent from an async view; its reply."""
+    return JsonResponse({"reply": await shout.ask(word, timeout=20)})
