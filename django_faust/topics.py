@@ -432,8 +432,30 @@ class Topic(Channel):
                 value=exc.value,
             ) from exc
         except EncodeError as exc:
-            raise EncodeError(f"Cannot send to topic {name!r}: {exc}") from exc
+            field = self._unencodable_field(value, value_serializer)
+            where = f" (field {field!r})" if field is not None else ""
+            raise EncodeError(f"Cannot send to topic {name!r}{where}: {exc}") from exc
         return name, key_bytes, value_bytes, _normalize_headers(headers)
+
+    def _unencodable_field(self, value: Any, value_serializer: Any) -> str | None:
+        """The first field of a record or mapping value that cannot be encoded."""
+        if isinstance(value, Record):
+            items: Any = value.asdict().items()
+        elif isinstance(value, Mapping):
+            items = value.items()
+        else:
+            return None
+        from .serializers import registry
+
+        encode = registry.value_encoder(
+            None, value_serializer or self._value_serializer()
+        )
+        for field, field_value in items:
+            try:
+                encode({str(field): field_value})
+            except Exception:
+                return str(field)
+        return None
 
     # -- declaring -------------------------------------------------------------
 

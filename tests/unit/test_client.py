@@ -115,8 +115,10 @@ def test_bad_value_or_key_raises_naming_topic_and_field_and_sends_nothing():
     assert info.value.field == "amount"
     with pytest.raises(EncodeError, match=r"'orders'.*key"):
         topic.send_sync(key=object(), value=Order("a", 1))
-    with pytest.raises(EncodeError, match="'orders'"):
+    with pytest.raises(EncodeError, match=r"'orders' \(field 'x'\)"):
         topic.send_soon(key=1, value={"account": "a", "amount": 1, "x": object()})
+    with pytest.raises(EncodeError, match=r"'orders' \(field 'account'\)"):
+        topic.send_sync(key=1, value=Order(object(), 1))  # type: ignore[arg-type]
     assert logged(app, "orders") == []
 
 
