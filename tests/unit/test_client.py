@@ -288,3 +288,31 @@ def test_a_forked_child_does_not_reuse_the_parents_client():
         assert topic.send_sync(value=4).topic == "events"  # the parent's still works
     finally:
         get_client(started).stop()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_local_channels_take_sync_sends_from_threads(faust_app):
+    channel = faust_app.channel()
+    got = []
+
+    @faust_app.agent(channel)
+    async def inbox(stream):
+        async for value in stream:
+            got.append(value)
+
+    def on_commit_then_rollback() -> None:
+        with transaction.atomic():
+            channel.send_on_commit(value="committed")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            channel.send_on_commit(value="rolled back")
+            raise RuntimeError
+
+    async with running(faust_app):
+        await asyncio.to_thread(channel.send_sync, value="sync")
+        fut = await asyncio.to_thread(channel.send_soon, value="soon")
+        await asyncio.wrap_future(fut)
+        await asyncio.to_thread(on_commit_then_rollback)
+        await wait_for(lambda: len(got) == 3, timeout=5)
+        with pytest.raises(SyncCallInAsyncContext, match=r"channel\.send"):
+            channel.send_sync(value="in the loop")
+    assert got == ["sync", "soon", "committed"]
