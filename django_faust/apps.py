@@ -22,6 +22,10 @@ class DjangoFaustConfig(AppConfig):
         from .exceptions import ImproperlyConfigured
 
         setting_changed.connect(_reconfigure_on_change, dispatch_uid="django_faust")
+        # A process that sends and then gets SIGTERM flushes what it sent.
+        from .client import install_sigterm_handler
+
+        install_sigterm_handler()
         try:
             conf = Settings.from_django()
         except ImproperlyConfigured:

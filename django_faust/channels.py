@@ -19,6 +19,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from . import client
 from .events import Batch
 from .types import TP, Message, RecordMetadata
 
@@ -276,9 +277,90 @@ class Channel:
         Waits while the channel's buffer is full. Returns a future that is
         already resolved with where the value went, like `Topic.send`.
         """
+        owner = client.owner_loop(self.app)
+        if owner is not None and owner is not asyncio.get_running_loop():
+            # The readers wait on the App's loop: deliver there.
+            sent = await client.run_in_owner(
+                owner, self._send_here(key, value, partition, timestamp, headers)
+            )
+            return self._resolved_with(sent, callback)
         message = self._make_message(key, value, partition, timestamp, headers)
         await self.put(message)
         return self._resolved(message, callback)
+
+    async def _send_here(
+        self,
+        key: Any,
+        value: Any,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+    ) -> RecordMetadata:
+        message = self._make_message(key, value, partition, timestamp, headers)
+        await self.put(message)
+        return RecordMetadata(
+            message.topic, message.partition, message.offset, message.timestamp
+        )
+
+    def send_sync(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Any = None,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+        timeout: float | None = client.SEND_TIMEOUT,
+    ) -> RecordMetadata:
+        """Deliver from sync code (any thread) and wait until it is queued.
+
+        Runs on the App's loop; from a running event loop it raises
+        `SyncCallInAsyncContext` (use ``await channel.send(...)``).
+        """
+        return client.call_sync(
+            self.app,
+            lambda: self._send_here(key, value, partition, timestamp, headers),
+            timeout=timeout,
+            sync_name=f"{type(self).__name__}.send_sync",
+            async_name="channel.send",
+        )
+
+    def send_on_commit(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Any = None,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+        using: str | None = None,
+    ) -> None:
+        """Deliver once the current database transaction commits (see `Topic`)."""
+        app = self.app
+
+        def send() -> None:
+            done = asyncio.run_coroutine_threadsafe(
+                self._send_here(key, value, partition, timestamp, headers),
+                client.target_loop(app),
+            )
+            done.add_done_callback(
+                lambda f: (
+                    None
+                    if f.cancelled() or f.exception() is None
+                    else client.logger.error(
+                        "Sending to %s (key %r) after commit failed: %r",
+                        self.label,
+                        key,
+                        f.exception(),
+                    )
+                )
+            )
+
+        client.call_on_commit(f"Sending to {self.label}", send, using=using)
 
     def send_soon(
         self,
@@ -292,7 +374,21 @@ class Channel:
         value_serializer: Any = None,
         callback: Callable[[asyncio.Future[RecordMetadata]], Any] | None = None,
     ) -> asyncio.Future[RecordMetadata]:
-        """Deliver without waiting; the buffer may grow past ``maxsize``."""
+        """Deliver without waiting; the buffer may grow past ``maxsize``.
+
+        From a thread that does not run the App's loop, the value is handed
+        to that loop and a `concurrent.futures.Future` is returned.
+        """
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        owner = client.owner_loop(self.app)
+        if here is None or (owner is not None and owner is not here):
+            return asyncio.run_coroutine_threadsafe(  # type: ignore[return-value]
+                self._send_here(key, value, partition, timestamp, headers),
+                owner or client.target_loop(self.app),
+            )
         message = self._make_message(key, value, partition, timestamp, headers)
         self.subscribe().put_nowait(Batch(None, [message]))
         return self._resolved(message, callback)
@@ -317,6 +413,17 @@ class Channel:
             value=value,
             headers=_normalize_headers(headers),
         )
+
+    def _resolved_with(
+        self,
+        metadata: RecordMetadata,
+        callback: Callable[[asyncio.Future[RecordMetadata]], Any] | None,
+    ) -> asyncio.Future[RecordMetadata]:
+        fut: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        fut.set_result(metadata)
+        if callback is not None:
+            fut.add_done_callback(callback)
+        return fut
 
     def _resolved(
         self,

@@ -94,6 +94,18 @@ class TableWriteError(DjangoFaustError):
     """A table was changed outside a stream event, or by a concurrent agent."""
 
 
+class UnknownTopicError(DjangoFaustError, LookupError):
+    """A message was sent to a topic that does not exist on the broker.
+
+    Raised by the sync facade (``send_sync``) when the broker does not
+    create topics automatically; ``topic`` is the topic's name.
+    """
+
+    def __init__(self, message: str, *, topic: str) -> None:
+        super().__init__(message)
+        self.topic = topic
+
+
 def __getattr__(name: str) -> Any:
     # ``ValidationError`` is the old name of `RecordValidationError`; it
     # shadowed Django's and is kept, with a warning, for one release.

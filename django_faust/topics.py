@@ -13,8 +13,10 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from . import client
 from .channels import Channel, Subscription, _normalize_headers
-from .exceptions import ImproperlyConfigured
+from .exceptions import EncodeError, ImproperlyConfigured, RecordValidationError
+from .models import Record
 from .types import RecordMetadata
 
 if TYPE_CHECKING:
@@ -86,6 +88,8 @@ class Topic(Channel):
         self._encode_key: Callable[[Any], Any] | None = None
         self._encode_value: Callable[[Any], Any] | None = None
         self._single_name: str | None = None
+        #: Whether mappings sent here are checked against a Record value_type.
+        self._checks_mappings: bool | None = None
 
     # -- identity ----------------------------------------------------------
 
@@ -218,14 +222,35 @@ class Topic(Channel):
         is committed, so an agent that sends and then moves on stays
         at-least-once without waiting for each round trip.
         """
+        app = self.app
+        if app.running_loop is not asyncio.get_running_loop() and (
+            loop := await client.target_loop_async(app)
+        ):
+            # Called from another loop than the producer's (an async view
+            # under uvicorn): hand over, get a future of this loop back.
+            return await client.send_from_other_loop(
+                self,
+                loop,
+                callback,
+                key=key,
+                value=value,
+                partition=partition,
+                timestamp=timestamp,
+                headers=headers,
+                key_serializer=key_serializer,
+                value_serializer=value_serializer,
+            )
+        name, key_bytes, value_bytes, header_pairs = self.prepare(
+            key, value, headers, key_serializer, value_serializer
+        )
         producer = await self.app.maybe_start_producer()
         fut = await producer.send(
-            self.get_topic_name(),
-            self.encode_key(key, key_serializer),
-            self.encode_value(value, value_serializer),
+            name,
+            key_bytes,
+            value_bytes,
             partition=partition,
             timestamp=timestamp,
-            headers=_normalize_headers(headers),
+            headers=header_pairs,
         )
         if callback is not None:
             fut.add_done_callback(callback)
@@ -247,27 +272,189 @@ class Topic(Channel):
         key_serializer: Any = None,
         value_serializer: Any = None,
         callback: Callable[[asyncio.Future[RecordMetadata]], Any] | None = None,
-    ) -> asyncio.Future[RecordMetadata]:
-        """Send without awaiting (for sync code inside the event loop).
+    ) -> Any:
+        """Send without waiting, from sync code anywhere.
 
-        The producer logs a failure with the topic name (it is never
-        swallowed silently) and sets it on the returned future. The message
-        is flushed before the next commit.
+        Inside the App's event loop (sync code called by an agent) it
+        returns an `asyncio.Future`; from any other thread or loop (a WSGI
+        view, a management command) a `concurrent.futures.Future`, after
+        handing the message to the App's loop or to this process's client
+        loop (see ``client.py``). Either resolves to the broker's
+        `RecordMetadata`. A bad key or value raises here, naming the topic;
+        a failed delivery is logged with the topic name (never swallowed)
+        and set on the future. The message is flushed before the next
+        commit, and at exit.
         """
-        name = self._single_name
-        if name is None:
-            name = self._single_name = self.get_topic_name()
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        app = self.app
+        owner = app.running_loop
+        if (
+            here is None
+            or (owner is not None and owner is not here)
+            or (owner is None and client.needs_own_loop(app))
+        ):
+            # Another thread, or a loop the producer does not run on (the
+            # first send there starts this process's client).
+            owner = client.owner_loop(app)  # None if that loop is gone
+            result = client.send_soon(
+                self,
+                key=key,
+                value=value,
+                partition=partition,
+                timestamp=timestamp,
+                headers=headers,
+                key_serializer=key_serializer,
+                value_serializer=value_serializer,
+                loop=owner,
+            )
+            if callback is not None:
+                result.add_done_callback(callback)  # type: ignore[arg-type]
+            return result
+        name, key_bytes, value_bytes, header_pairs = self.prepare(
+            key, value, headers, key_serializer, value_serializer
+        )
         fut = self.app.producer.send_soon(
             name,
-            self.encode_key(key, key_serializer),
-            self.encode_value(value, value_serializer),
+            key_bytes,
+            value_bytes,
             partition=partition,
             timestamp=timestamp,
-            headers=_normalize_headers(headers) if headers else (),
+            headers=header_pairs,
         )
         if callback is not None:
             fut.add_done_callback(callback)
         return fut
+
+    def send_sync(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Any = None,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+        timeout: float | None = client.SEND_TIMEOUT,
+    ) -> RecordMetadata:
+        """Send from sync code and wait for the broker's acknowledgement.
+
+        Safe from any thread (WSGI views, management commands, Celery
+        tasks, the shell). Returns the `RecordMetadata`; raises
+        `TimeoutError` after ``timeout`` seconds, the broker's error if it
+        refused the message, and a `RecordValidationError`/`EncodeError` naming
+        the topic and field for a bad key or value (nothing is sent then).
+        From a running event loop it raises `SyncCallInAsyncContext`: use
+        ``await topic.send_and_wait(...)`` there.
+        """
+        client.refuse_in_event_loop(
+            f"{type(self).__name__}.send_sync", "topic.send_and_wait"
+        )
+        result = client.send_soon(
+            self,
+            key=key,
+            value=value,
+            partition=partition,
+            timestamp=timestamp,
+            headers=headers,
+            key_serializer=key_serializer,
+            value_serializer=value_serializer,
+        )
+        return client.wait_delivery(self.get_topic_name(), key, result, timeout)
+
+    def send_on_commit(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Any = None,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+        using: str | None = None,
+    ) -> None:
+        """Send once the current database transaction commits.
+
+        Like Django's ``transaction.on_commit``: inside ``atomic()`` the
+        message is sent after the outermost block commits, and never if it
+        rolls back; outside a transaction it is sent at once. The key and
+        value are encoded (and validated) now, so bad input raises inside
+        the block. A failed delivery is logged with the topic and key.
+        """
+        client.send_on_commit(
+            self,
+            key=key,
+            value=value,
+            partition=partition,
+            timestamp=timestamp,
+            headers=headers,
+            key_serializer=key_serializer,
+            value_serializer=value_serializer,
+            using=using,
+        )
+
+    def prepare(
+        self,
+        key: Any,
+        value: Any,
+        headers: Any = None,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+    ) -> tuple[str, bytes | None, bytes | None, tuple[tuple[str, bytes], ...]]:
+        """The topic name, key and value bytes and headers of one message.
+
+        A mapping sent to a topic of `Record` values is checked against the
+        record first (missing fields, and field types with
+        ``validation=True``). Errors name the topic: they are raised before
+        anything is handed to the producer.
+        """
+        name = self._single_name
+        if name is None:
+            name = self._single_name = self.get_topic_name()
+        checks = self._checks_mappings
+        if checks is None:
+            checks = self._checks_mappings = _is_record_type(self.value_type)
+        try:
+            if checks and isinstance(value, Mapping):
+                self.value_type.from_data(value)  # raises RecordValidationError
+            key_bytes = self.encode_key(key, key_serializer)
+            value_bytes = self.encode_value(value, value_serializer)
+        except RecordValidationError as exc:
+            raise RecordValidationError(
+                f"Cannot send to topic {name!r}: {exc}",
+                field=exc.field,
+                model=exc.model,
+                value=exc.value,
+            ) from exc
+        except EncodeError as exc:
+            field = self._unencodable_field(value, value_serializer)
+            where = f" (field {field!r})" if field is not None else ""
+            raise EncodeError(f"Cannot send to topic {name!r}{where}: {exc}") from exc
+        return name, key_bytes, value_bytes, _normalize_headers(headers)
+
+    def _unencodable_field(self, value: Any, value_serializer: Any) -> str | None:
+        """The first field of a record or mapping value that cannot be encoded."""
+        if isinstance(value, Record):
+            items: Any = value.asdict().items()
+        elif isinstance(value, Mapping):
+            items = value.items()
+        else:
+            return None
+        from .serializers import registry
+
+        encode = registry.value_encoder(
+            None, value_serializer or self._value_serializer()
+        )
+        for field, field_value in items:
+            try:
+                encode({str(field): field_value})
+            except Exception:
+                return str(field)
+        return None
 
     # -- declaring -------------------------------------------------------------
 
@@ -301,3 +488,8 @@ class Topic(Channel):
                 deleting=self.deleting,
                 retention=self.retention,
             )
+
+
+def _is_record_type(value_type: Any) -> bool:
+    """Whether a topic's ``value_type`` is a `Record` class."""
+    return isinstance(value_type, type) and issubclass(value_type, Record)

@@ -121,8 +121,10 @@ class Worker:
         app.on_worker_init.send()
         self._say(self.banner())
         crashed = False
+        housekeeping: asyncio.Future[None] | None = None
         try:
             await app.start()
+            housekeeping = self._start_db_housekeeping()
             await self._start_web()
             logger.info("Worker ready: %s", app.conf.id)
             stop_waiter = asyncio.ensure_future(self._stop_requested.wait())
@@ -139,10 +141,22 @@ class Worker:
             crashed = True
             logger.critical("Worker failed to start: %r", exc, exc_info=exc)
         finally:
+            if housekeeping is not None:
+                housekeeping.cancel()
             await self._stop_web()
             await app.stop()
             logger.info("Worker stopped.")
         return 1 if crashed else 0
+
+    def _start_db_housekeeping(self) -> asyncio.Future[None] | None:
+        """Close obsolete DB connections now and then, as requests would."""
+        from django.conf import settings
+
+        if not settings.configured or not getattr(settings, "DATABASES", None):
+            return None
+        from .orm import close_old_connections_periodically
+
+        return asyncio.ensure_future(close_old_connections_periodically())
 
     def _web_enabled(self) -> bool:
         if self.web_enabled is not None:

@@ -26,6 +26,7 @@ from typing import (
 
 from mode import Service
 
+from .. import client
 from ..channels import Channel, Subscription
 from ..exceptions import ImproperlyConfigured
 from ..streams import Stream
@@ -391,6 +392,21 @@ class Agent(Service):
         `asyncio.TimeoutError` after ``timeout`` seconds (``None``: wait
         forever) when no reply came: the agent did not yield for it.
         """
+        if self.app.running_loop is not asyncio.get_running_loop() and (
+            owner := await client.target_loop_async(self.app)
+        ):
+            # Replies are read on the App's loop (an async view elsewhere).
+            return await client.run_in_owner(
+                owner,
+                self.ask(
+                    value,
+                    key=key,
+                    partition=partition,
+                    headers=headers,
+                    correlation_id=correlation_id,
+                    timeout=timeout,
+                ),
+            )
         fut = await self._request(value, key, partition, headers, correlation_id)
         return await asyncio.wait_for(fut, timeout)
 
@@ -443,6 +459,12 @@ class Agent(Service):
         self, values: Iterable[Any], *, key: Any = None, timeout: float | None = 30.0
     ) -> list[Any]:
         """`map`, gathered into a list in input order."""
+        if self.app.running_loop is not asyncio.get_running_loop() and (
+            owner := await client.target_loop_async(self.app)
+        ):
+            return await client.run_in_owner(
+                owner, self.join(values, key=key, timeout=timeout)
+            )
         return [reply async for reply in self.map(values, key=key, timeout=timeout)]
 
     async def kvjoin(
@@ -452,6 +474,10 @@ class Agent(Service):
         timeout: float | None = 30.0,
     ) -> dict[Any, Any]:
         """`kvmap`, gathered into a dict."""
+        if self.app.running_loop is not asyncio.get_running_loop() and (
+            owner := await client.target_loop_async(self.app)
+        ):
+            return await client.run_in_owner(owner, self.kvjoin(items, timeout=timeout))
         return {k: reply async for k, reply in self.kvmap(items, timeout=timeout)}
 
     # -- testing ------------------------------------------------------------------
@@ -474,3 +500,65 @@ class Agent(Service):
             yield wrapper
         finally:
             await wrapper.stop()
+
+    # -- sending from sync code (see client.py) -----------------------------------
+
+    def ask_sync(
+        self,
+        value: Any = None,
+        *,
+        key: Any = None,
+        partition: int | None = None,
+        headers: Any = None,
+        correlation_id: str | None = None,
+        timeout: float | None = 30.0,
+    ) -> Any:
+        """`ask` from sync code: wait (in this thread) for the agent's reply.
+
+        Safe from any thread; from a running event loop it raises
+        `SyncCallInAsyncContext` (use ``await agent.ask(...)``). Raises
+        `TimeoutError` when no reply came within ``timeout`` seconds.
+        """
+        return client.call_sync(
+            self.app,
+            lambda: self.ask(
+                value,
+                key=key,
+                partition=partition,
+                headers=headers,
+                correlation_id=correlation_id,
+                timeout=timeout,
+            ),
+            # The ask times out on the loop; this only guards a stuck loop.
+            timeout=None if timeout is None else timeout + client.START_TIMEOUT,
+            sync_name="Agent.ask_sync",
+            async_name="agent.ask",
+        )
+
+    def cast_sync(
+        self,
+        value: Any = None,
+        *,
+        key: Any = None,
+        partition: int | None = None,
+        headers: Any = None,
+        timeout: float | None = client.SEND_TIMEOUT,
+    ) -> None:
+        """`cast` from sync code: returns once the broker has the value."""
+        self.channel.send_sync(
+            key=key, value=value, partition=partition, headers=headers, timeout=timeout
+        )
+
+    def cast_on_commit(
+        self,
+        value: Any = None,
+        *,
+        key: Any = None,
+        partition: int | None = None,
+        headers: Any = None,
+        using: str | None = None,
+    ) -> None:
+        """`cast` once the current database transaction commits (never on rollback)."""
+        self.channel.send_on_commit(  # type: ignore[attr-defined]
+            key=key, value=value, partition=partition, headers=headers, using=using
+        )

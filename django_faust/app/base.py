@@ -147,6 +147,8 @@ class App(Service):
         self.monitor = Monitor(self)
         self.dead_letters = DeadLetters(self)
         self.client_only = False
+        #: The event loop the app runs on while started (see ``client.py``).
+        self.running_loop: asyncio.AbstractEventLoop | None = None
         self._transport: Transport | None = None
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
@@ -612,6 +614,8 @@ class App(Service):
         ]
 
     async def on_start(self) -> None:
+        # Sync code in other threads hands its sends to this loop.
+        self.running_loop = asyncio.get_running_loop()
         if not self.client_only:
             # Before any agent runs: a failed event must find its topic.
             await self.dead_letters.declare()
@@ -762,6 +766,9 @@ class App(Service):
             return await consumer.commit()
         tps.update(tp for tp in consumer.trackers if tp.topic in names)
         return await consumer.commit(tps)
+
+    async def on_shutdown(self) -> None:
+        self.running_loop = None
 
     def is_running(self) -> bool:
         return self.started and not self.should_stop

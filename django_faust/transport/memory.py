@@ -321,6 +321,9 @@ class MemoryConsumer(Consumer):
 class MemoryProducer(Producer):
     """Appends straight to the broker's logs: delivery is immediate."""
 
+    #: Usable from whichever event loop calls it (see ``client.py``).
+    binds_to_loop = False
+
     def __init__(self, transport: MemoryTransport) -> None:
         super().__init__(transport)
         self.broker = transport.broker

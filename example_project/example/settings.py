@@ -2,7 +2,9 @@
 
 Everything runs in one process with no services to install: the broker and
 the table store are in memory, and no view touches the database, so there
-is nothing to migrate before ``manage.py faust worker``.
+is nothing to migrate before ``manage.py faust worker``. Only the
+``StoredOrder`` model (the publish-on-commit recipe in ``orders/signals.py``)
+needs ``manage.py migrate``.
 """
 
 from pathlib import Path

@@ -16,7 +16,7 @@ from notifications.topics import notifications_topic
 
 from django_faust import app
 
-from .records import Order
+from .records import Order, OrderChange
 from .tables import order_counts, order_totals
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,11 @@ PRODUCTS = ["book", "coffee", "lamp", "tea", "umbrella"]
 #: partition, processed in the order it was placed, by the worker that holds
 #: that account's table entries.
 orders_topic = app.topic("orders", key_type=str, value_type=Order)
+
+#: Changes of `StoredOrder` rows, published after commit by ``signals.py``.
+order_changes_topic = app.topic(
+    "order-changes", key_type=int, key_serializer="json", value_type=OrderChange
+)
 
 
 @app.agent(orders_topic)

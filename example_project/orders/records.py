@@ -15,3 +15,13 @@ class Order(Record, validation=True):
     account: str
     product: str
     amount: int
+
+
+class OrderChange(Record):
+    """A `StoredOrder` row as published by ``signals.py`` after each commit."""
+
+    id: int
+    account: str
+    product: str
+    amount: int
+    created: bool

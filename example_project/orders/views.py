@@ -1,45 +1,58 @@
-"""Async views that talk to the stream processor.
+"""Views that talk to the stream processor.
 
-When ``manage.py faust worker`` serves the site, these views run in the
-worker's event loop: ``await app.send(...)`` hands the order to the same
-producer the agents use, and the tables they read are the ones the agent is
-updating.
+``place_order`` is a plain sync Django view: ``orders_topic.send_sync(...)``
+works from any thread, under the worker's web server (where the view runs
+in a thread and hands the order to the worker's event loop), under
+gunicorn or ``runserver`` (where the first send starts this process's
+client thread) and in tests with Django's test client. ``counts`` is an
+async view, run in the worker's event loop next to the agents.
 """
 
 import json
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
-from django_faust import app
 from django_faust.exceptions import RecordValidationError
 
 from .agents import orders_topic
 from .records import Order
 from .tables import order_counts, order_totals
 
+ORDER_FORM = """<!doctype html>
+<title>Place an order</title>
+<form method="post">
+  <label>Account <input name="account" required></label>
+  <label>Product <input name="product" required></label>
+  <label>Amount <input name="amount" type="number" required></label>
+  <button>Order</button>
+</form>
+"""
+
 
 @csrf_exempt
-@require_POST
-async def place_order(request: HttpRequest) -> JsonResponse:
-    """Send the order in the JSON body to the ``orders`` topic.
+@require_http_methods(["GET", "POST"])
+def place_order(request: HttpRequest) -> HttpResponse:
+    """GET: the order form. POST (form fields or JSON): send the order.
 
     ::
 
         curl -X POST localhost:6066/orders/ \\
              -d '{"account": "alice", "product": "book", "amount": 3}'
     """
+    if request.method == "GET":
+        return HttpResponse(ORDER_FORM)
     try:
-        data = json.loads(request.body or b"{}")
+        body = request.body.strip()
+        # curl -d sends JSON as a form post: look at the body itself.
+        data = json.loads(body) if body.startswith(b"{") else request.POST.dict()
         order = Order.from_data(data)
     except (ValueError, TypeError) as exc:  # RecordValidationError is a ValueError
         status = 422 if isinstance(exc, RecordValidationError) else 400
         return JsonResponse({"error": str(exc)}, status=status)
-    # Returns as soon as the producer has accepted the order; awaiting the
-    # future it gives waits until the broker has stored it.
-    delivery = await app.send(orders_topic, key=order.account, value=order)
-    metadata = await delivery
+    # Waits until the broker has stored the order (or raises).
+    metadata = orders_topic.send_sync(key=order.account, value=order, timeout=10)
     return JsonResponse(
         {
             "order": order.asdict(),

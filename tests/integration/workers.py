@@ -63,6 +63,8 @@ class Project:
         self.words = f"words{self.suffix}"
         self.asks = f"asks{self.suffix}"
         self.tallies = f"tallies{self.suffix}"
+        self.orders = f"orders{self.suffix}"
+        self.notes = f"notes{self.suffix}"
         # The topic `group_by(Click.user)` forwards to (see Stream.group_by).
         self.repartition = f"{self.app_id}-{self.clicks}-user-repartition"
         # The changelog of the ``counts`` table (see Table.changelog_topic).
@@ -82,6 +84,8 @@ class Project:
             self.asks,
             self.tallies,
             self.changelog,
+            self.orders,
+            self.notes,
         ]
 
     def all_partitions(self) -> set[str]:
@@ -104,14 +108,31 @@ class Project:
         return environ
 
     def start_worker(
-        self, *, delay: float = 0.0, env: dict[str, str] | None = None
+        self,
+        *,
+        delay: float = 0.0,
+        env: dict[str, str] | None = None,
+        web_port: int | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start a worker; ``env`` adds to its environment (``WORKER_STORE``...)."""
+        """Start a worker; ``env`` adds to its environment (``WORKER_STORE``...).
+
+        With ``web_port``, the worker also serves the project's views there.
+        """
         environ = self.environment(WORKER_EVENT_DELAY=str(delay), **(env or {}))
         output = self.outdir / f"worker-{len(self.processes)}.out"
+        command = WORKER_COMMAND
+        if web_port is not None:
+            command = [
+                *(arg for arg in WORKER_COMMAND if arg != "--without-web"),
+                "--web",
+                "--web-port",
+                str(web_port),
+                "--web-bind",
+                "127.0.0.1",
+            ]
         with output.open("wb") as out:
             process = subprocess.Popen(
-                WORKER_COMMAND,
+                command,
                 cwd=PROJECT,
                 env=environ,
                 stdin=subprocess.DEVNULL,
@@ -135,6 +156,53 @@ class Project:
             text=True,
             timeout=timeout,
         )
+
+    def manage(self, *args: str, timeout: float = 120, check: bool = True) -> str:
+        """Run ``manage.py ARGS`` (``migrate``, ``send_events``...); its output
+        (stdout, then stderr).
+
+        Fails the test when the command fails, unless ``check`` is false.
+        """
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=PROJECT,
+            env=self.environment(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"manage.py {' '.join(args)} exited with {done.returncode}:\n"
+                f"{done.stdout}\n{done.stderr}"
+            )
+        return done.stdout + done.stderr
+
+    def start_server(self, port: int) -> subprocess.Popen[bytes]:
+        """Serve ``asgi.py`` with uvicorn on 127.0.0.1:PORT (not a worker)."""
+        output = self.outdir / f"uvicorn-{len(self.processes)}.out"
+        with output.open("wb") as out:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "asgi:application",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                cwd=PROJECT,
+                env=self.environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.processes.append(process)
+        self._outputs[process.pid] = output
+        return process
 
     def output(self, process: subprocess.Popen[bytes], tail: int = 3000) -> str:
         text = self._outputs[process.pid].read_text(errors="replace")

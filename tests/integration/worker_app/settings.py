@@ -13,6 +13,10 @@ Everything a test varies comes from the environment:
 * ``WORKER_DATADIR``: the data directory (RocksDB files); give each worker
   its own, as two worker machines would have.
 
+The database is SQLite in ``WORKER_OUTDIR`` (``manage.py migrate`` first),
+with persistent connections (``CONN_MAX_AGE = None``) as a long-running
+worker would have; ``urls.py`` has the views the send tests call.
+
 Session timeout and heartbeat are short so that a rebalance takes about two
 seconds on the test broker and a SIGKILLed worker leaves the group quickly.
 """
@@ -27,14 +31,24 @@ DEBUG = False
 USE_TZ = True
 INSTALLED_APPS = [
     "django_faust",
-    "counting",
+    "counting.apps.CountingConfig",
 ]
-DATABASES: dict = {}
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+ROOT_URLCONF = "urls"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 WORKER_OUTDIR = os.environ.get("WORKER_OUTDIR") or str(BASE_DIR / "out")
 WORKER_TOPIC_SUFFIX = os.environ.get("WORKER_TOPIC_SUFFIX", "")
 WORKER_EVENT_DELAY = float(os.environ.get("WORKER_EVENT_DELAY") or 0)
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.path.join(WORKER_OUTDIR, "db.sqlite3"),
+        "CONN_MAX_AGE": None,
+        "OPTIONS": {"timeout": 20},
+    }
+}
 
 FAUST = {
     "APP_ID": os.environ.get("WORKER_APP_ID", "worker-app"),

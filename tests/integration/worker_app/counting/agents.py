@@ -14,9 +14,11 @@ import os
 import time
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from django_faust import Record, app, current_event
+from django_faust.orm import database_sync_to_async
 
 SUFFIX = settings.WORKER_TOPIC_SUFFIX
 DELAY = settings.WORKER_EVENT_DELAY
@@ -121,3 +123,79 @@ async def leader_tick() -> None:
     """``<time>`` per tick, in tick-<pid>.log: only the group's leader ticks."""
     with _log("tick") as log:
         log.write(f"{time.time():.3f}\n")
+
+
+class OrderRecord(Record):
+    """An `Order` row as published by ``signals.py``."""
+
+    id: int
+    account: str
+    amount: int
+
+
+orders_topic = app.topic(
+    f"orders{SUFFIX}", key_type=int, key_serializer="json", value_type=OrderRecord
+)
+
+
+@app.agent(orders_topic)
+async def orders_seen(stream: Any) -> None:
+    """``<key> <account> <amount>`` per published order (``<key> deleted``)."""
+    with _log("orders") as log:
+        async for event in stream.events():
+            order = event.value
+            if order is None:
+                log.write(f"{event.key} deleted\n")
+            else:
+                log.write(f"{event.key} {order.account} {order.amount}\n")
+            log.flush()
+
+
+notes_topic = app.topic(f"notes{SUFFIX}", value_type=str)
+
+
+@database_sync_to_async
+def write_note(text: str) -> int:
+    from .models import Note
+
+    return Note.objects.create(text=text, pid=os.getpid()).pk
+
+
+@sync_to_async
+def lose_connection() -> None:
+    """What a database restart does: the socket closes, Django is not told."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    connection.connection.close()
+
+
+@sync_to_async
+def count_notes_plainly() -> str:
+    """The ORM through plain ``sync_to_async``: the error's name, if it fails."""
+    from .models import Note
+
+    try:
+        return str(Note.objects.count())
+    except Exception as exc:
+        return type(exc).__name__
+
+
+@app.agent(notes_topic)
+async def take_notes(stream: Any) -> None:
+    """Writes a `Note` per text; ``!drop`` loses the DB connection.
+
+    ``<text> <note id>`` per note written, in notes-<pid>.log; ``!probe``
+    logs what a plain ``sync_to_async`` query gives.
+    """
+    with _log("notes") as log:
+        async for text in stream:
+            if text == "!drop":
+                await lose_connection()
+                log.write("!drop -\n")
+            elif text == "!probe":
+                log.write(f"!probe {await count_notes_plainly()}\n")
+            else:
+                pk = await write_note(text)
+                log.write(f"{text} {pk}\n")
+            log.flush()

@@ -1,0 +1,78 @@
+"""django_faust.orm: ORM calls from agents survive a dropped connection."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import ProgrammingError
+from django.db.utils import ConnectionHandler
+
+from django_faust import orm
+
+
+@pytest.fixture
+def scratch(tmp_path, monkeypatch):
+    """A persistent (CONN_MAX_AGE=None) SQLite connection the helper looks after."""
+    handler = ConnectionHandler(
+        {
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": str(tmp_path / "scratch.sqlite3"),
+                "CONN_MAX_AGE": None,
+            }
+        }
+    )
+    monkeypatch.setattr(orm, "connections", handler)
+
+    def close_old_connections():  # Django's, for this handler
+        for conn in handler.all(initialized_only=True):
+            conn.close_if_unusable_or_obsolete()
+
+    monkeypatch.setattr(orm, "close_old_connections", close_old_connections)
+    yield handler
+    handler.close_all()
+
+
+def _drop(handler):
+    """What a database restart does: the socket closes, Django is not told."""
+    conn = handler["default"]
+    conn.ensure_connection()
+    conn.connection.close()
+
+
+def _select_one(handler):
+    with handler["default"].cursor() as cursor:
+        cursor.execute("SELECT 1")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
+async def test_database_sync_to_async_replaces_a_connection_closed_under_it(scratch):
+    select_one = orm.database_sync_to_async(_select_one)
+    assert await select_one(scratch) == 1
+    await sync_to_async(_drop)(scratch)
+    assert await select_one(scratch) == 1
+
+
+@pytest.mark.django_db
+async def test_plain_sync_to_async_fails_on_the_dropped_connection(scratch):
+    """The control: the drop above is real."""
+    await sync_to_async(_drop)(scratch)
+    with pytest.raises(ProgrammingError):
+        await sync_to_async(_select_one)(scratch)
+
+
+@pytest.mark.django_db
+def test_connections_in_an_atomic_block_are_left_alone(scratch):
+    conn = scratch["default"]
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    conn.set_autocommit(False)
+    conn.in_atomic_block = True
+    try:
+        conn.connection.close()
+        orm.close_unusable_connections()
+        assert conn.connection is not None  # not closed: the transaction would go
+    finally:
+        conn.in_atomic_block = False
+        conn.connection = None
