@@ -21,7 +21,7 @@ import abc
 import builtins
 import os
 import pathlib
-from typing import Any, Callable, Final, Iterator, Sequence
+from typing import Any, Callable, Collection, Final, Iterable, Iterator, Sequence
 
 __all__ = ["MISSING", "ChangelogRecord", "Decoder", "Encoder", "Store"]
 
@@ -127,14 +127,25 @@ class Store(abc.ABC):
     def partitions(self) -> builtins.set[int]:
         """The local partitions."""
 
-    def find_partition(self, key: Any) -> int | None:
-        """The local partition holding ``key``, or None.
+    def find_partition(
+        self,
+        key: Any,
+        partitions: Iterable[int] | None = None,
+        exclude: int | None = None,
+    ) -> int | None:
+        """The first of ``partitions`` (default: every local one) holding ``key``.
 
-        For reads outside a stream event, where no event says which partition
-        a key belongs to. Asks every local partition in turn, so it costs one
-        lookup per partition; drivers may do better.
+        ``exclude`` is left out (the partition the caller looked in already).
+        Partitions that are not local are skipped, not made local. Tables
+        use it to find a key that is not in the event's own partition, so
+        that a read finds it wherever this worker holds it and a write moves
+        it rather than storing it twice. The default asks each partition in
+        turn (one point lookup each, never a scan); drivers may do better.
         """
-        for partition in sorted(self.partitions()):
+        local = self.partitions()
+        for partition in sorted(local) if partitions is None else partitions:
+            if partition == exclude or partition not in local:
+                continue
             if self.contains(partition, key):
                 return partition
         return None
@@ -148,8 +159,13 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def apply_changelog(
-        self, partition: int, records: Sequence[ChangelogRecord], last_offset: int
-    ) -> None:
+        self,
+        partition: int,
+        records: Sequence[ChangelogRecord],
+        last_offset: int,
+        *,
+        check: Collection[int] = (),
+    ) -> list[tuple[Any, int]]:
         """Apply changelog ``records`` (raw bytes, in offset order) to ``partition``.
 
         A record whose value is None deletes its key (deleting an absent key
@@ -157,6 +173,11 @@ class Store(abc.ABC):
         Afterwards `persisted_offset` is ``last_offset``: the offset of the
         last record read, which may lie beyond the last record given when the
         batch ended with records that compaction or filtering removed.
+
+        Returns the keys (decoded) this batch left in ``partition`` that one
+        of the ``check`` partitions holds too, each with that partition: a
+        table asks so that it never serves one key from two partitions. The
+        check costs nothing when ``check`` is empty (standby copies).
         """
 
     @abc.abstractmethod

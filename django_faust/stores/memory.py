@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import builtins
 from collections import defaultdict
-from typing import Any, Iterator, Sequence
+from typing import Any, Collection, Iterable, Iterator, Sequence
 
 from .base import MISSING, ChangelogRecord, Store
 
@@ -73,28 +73,61 @@ class MemoryStore(Store):
     def partitions(self) -> builtins.set[int]:
         return set(self._data)
 
-    def find_partition(self, key: Any) -> int | None:
-        for partition in sorted(self._data):
-            if key in self._data[partition]:
+    def find_partition(
+        self,
+        key: Any,
+        partitions: Iterable[int] | None = None,
+        exclude: int | None = None,
+    ) -> int | None:
+        data = self._data
+        for partition in sorted(data) if partitions is None else partitions:
+            if partition == exclude:
+                continue
+            # .get(): asking must not make a partition local.
+            part = data.get(partition)
+            if part is not None and key in part:
                 return partition
         return None
 
     # -- changelog recovery ------------------------------------------------------
 
     def apply_changelog(
-        self, partition: int, records: Sequence[ChangelogRecord], last_offset: int
-    ) -> None:
+        self,
+        partition: int,
+        records: Sequence[ChangelogRecord],
+        last_offset: int,
+        *,
+        check: Collection[int] = (),
+    ) -> list[tuple[Any, int]]:
         data = self._data[partition]
         decode_key, decode_value = self.decode_key, self.decode_value
+        written: dict[Any, None] = {}
         for key, value in records:
             if key is None:
                 # Cannot be in a compacted topic; nothing to apply it to.
                 continue
+            decoded = decode_key(key)
             if value is None:
-                data.pop(decode_key(key), None)
+                data.pop(decoded, None)
             else:
-                data[decode_key(key)] = decode_value(value)
+                data[decoded] = decode_value(value)
+                if check:
+                    written[decoded] = None
         self._offsets[partition] = last_offset
+        if not written:
+            return []
+        others = [
+            (number, self._data[number])
+            for number in sorted(check)
+            if number != partition and number in self._data
+        ]
+        return [
+            (decoded, number)
+            for decoded in written
+            if decoded in data  # not deleted again later in the batch
+            for number, other in others
+            if decoded in other
+        ]
 
     def persisted_offset(self, partition: int) -> int | None:
         self._data.setdefault(partition, {})  # using it makes it local

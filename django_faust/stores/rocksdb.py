@@ -37,7 +37,7 @@ import functools
 import re
 import shutil
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Iterator, Sequence
 
 from ..exceptions import ImproperlyConfigured
 from .base import MISSING, ChangelogRecord, Store
@@ -320,36 +320,91 @@ class RocksDBStore(Store):
     def partitions(self) -> builtins.set[int]:
         return set(self._partitions)
 
-    def find_partition(self, key: Any) -> int | None:
+    def find_partition(
+        self,
+        key: Any,
+        partitions: Iterable[int] | None = None,
+        exclude: int | None = None,
+    ) -> int | None:
+        # One point lookup per open partition (dirty map, then the bloom
+        # filter), the key encoded once; never a scan.
         stored_key = self._stored_key(key)
         if stored_key is None:
             return None
-        for number in sorted(self._partitions):
-            if self._contains(self._partitions[number], key, stored_key):
+        opened = self._partitions
+        for number in sorted(opened) if partitions is None else partitions:
+            if number == exclude:
+                continue
+            part = opened.get(number)
+            if part is not None and self._contains(part, key, stored_key):
                 return number
         return None
 
     # -- changelog recovery ------------------------------------------------------
 
     def apply_changelog(
-        self, partition: int, records: Sequence[ChangelogRecord], last_offset: int
-    ) -> None:
+        self,
+        partition: int,
+        records: Sequence[ChangelogRecord],
+        last_offset: int,
+        *,
+        check: Collection[int] = (),
+    ) -> list[tuple[Any, int]]:
         part = self._partitions.get(partition) or self._open(partition)
         # Local writes not yet written go first, so the changelog wins.
         self._write(part)
         batch = self._rocksdict.WriteBatch(raw_mode=True)
         put, delete = batch.put, batch.delete
+        #: stored key -> whether the batch leaves it set (last record wins).
+        written: dict[bytes, bool] = {}
         for key, value in records:
             if key is None:
                 # Cannot be in a compacted topic; nothing to apply it to.
                 continue
+            stored_key = _DATA + key
             if value is None:
-                delete(_DATA + key)
+                delete(stored_key)
             else:
-                put(_DATA + key, value)
+                put(stored_key, value)
+            if check:
+                written[stored_key] = value is not None
         put(_OFFSET_KEY, str(last_offset).encode("ascii"))
         part.db.write(batch, self._write_options)
         part.offset = last_offset
+        if not written:
+            return []
+        return self._shared(
+            partition, [k for k, kept in written.items() if kept], check
+        )
+
+    def _shared(
+        self, partition: int, stored_keys: list[bytes], check: Collection[int]
+    ) -> list[tuple[Any, int]]:
+        """Which of ``stored_keys`` the ``check`` partitions hold: one multi-get
+        per partition, and only the keys found are decoded."""
+        shared: list[tuple[Any, int]] = []
+        if not stored_keys:
+            return shared
+        keys: list[Any] = stored_keys
+        for number in sorted(check):
+            other = self._partitions.get(number)
+            if number == partition or other is None:
+                continue
+            if other.dirty:
+                # Writes not written yet (rare during recovery): key by key.
+                for stored_key in stored_keys:
+                    key = self.decode_key(stored_key[1:])
+                    if self._contains(other, key, stored_key):
+                        shared.append((key, number))
+                continue
+            # A list of keys is one multi-get, answered in the same order.
+            found: list[Any] = other.db.get(keys)  # type: ignore[assignment]
+            shared.extend(
+                (self.decode_key(stored_key[1:]), number)
+                for stored_key, raw in zip(stored_keys, found, strict=True)
+                if raw is not None
+            )
+        return shared
 
     def persisted_offset(self, partition: int) -> int | None:
         return self._open(partition).offset

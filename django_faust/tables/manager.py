@@ -117,19 +117,38 @@ class TableManager(Service, Mapping[str, Table]):
     # -- changelog ------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Send pending changes, wait for the broker, persist their offsets."""
+        """Send pending changes, wait for the broker, persist their offsets.
+
+        The tombstones of keys that moved between partitions go second, once
+        the values they moved with are in the changelog: a crash in between
+        leaves a key in two partitions (resolved at recovery), never in none.
+        """
         async with self._flush_lock:
-            sent = [(t, t.send_changelog()) for t in self._tables.values()]
-            if not any(futures for _, futures in sent):
-                return
-            await self.app.producer.flush()
-            for table, futures in sent:
-                offsets: dict[int, int] = {}
-                for partition, fut in futures:
-                    metadata = await fut  # a failed send fails the commit
-                    if metadata.offset > offsets.get(partition, -1):
-                        offsets[partition] = metadata.offset
-                table.changelog_delivered(offsets)
+            tables = list(self._tables.values())
+            offsets: dict[Table, dict[int, int]] = {t: {} for t in tables}
+            sent = [(t, t.send_changelog()) for t in tables]
+            if any(futures for _, futures in sent):
+                await self._delivered(sent, offsets)
+            moves = [(t, t.send_moves()) for t in tables]
+            if any(futures for _, futures in moves):
+                await self._delivered(moves, offsets)
+            for table, reached in offsets.items():
+                if reached:
+                    table.changelog_delivered(reached)
+
+    async def _delivered(
+        self,
+        sent: list[tuple[Table, list[tuple[int, asyncio.Future[Any]]]]],
+        offsets: dict[Table, dict[int, int]],
+    ) -> None:
+        """Wait for ``sent``; note the highest offset reached per partition."""
+        await self.app.producer.flush()
+        for table, futures in sent:
+            reached = offsets[table]
+            for partition, fut in futures:
+                metadata = await fut  # a failed send fails the commit
+                if metadata.offset > reached.get(partition, -1):
+                    reached[partition] = metadata.offset
 
     # -- rebalancing ----------------------------------------------------------
 
@@ -235,6 +254,8 @@ class TableManager(Service, Mapping[str, Table]):
         recovered: dict[Table, set[int]] = defaultdict(set)
         for tp, table in wanted.items():
             recovered[table].add(tp.partition)
+        for table in recovered:
+            table.resolve_duplicates()
         self._expire_windows(recovered)
         for table in set(wanted.values()):
             if table.on_recover is not None:
@@ -313,10 +334,15 @@ class TableManager(Service, Mapping[str, Table]):
         offsets = _start_offsets(wanted)
         reader = self.app.transport.create_reader(offsets)
         await reader.start()
+        tables = set(wanted.values())
         try:
             await self._replay(reader, wanted, offsets)
+            for table in tables:
+                table.resolve_duplicates()
             while not self.should_stop:
-                await _apply_next(reader, wanted, 1.0)
+                if await _apply_next(reader, wanted, 1.0):
+                    for table in tables:
+                        table.resolve_duplicates()
         finally:
             await reader.stop()
 
