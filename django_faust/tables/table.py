@@ -136,6 +136,9 @@ class Table(MutableMapping[Any, Any]):
         #: Keys recovery found in two served partitions: key -> partition
         #: whose changelog had it last (see `resolve_duplicates`).
         self._duplicates: dict[Any, int] = {}
+        #: Keys a standby copy holds that another local partition holds too:
+        #: partition -> keys. Resolved if the copy becomes served.
+        self._suspects: dict[int, set[Any]] = {}
         #: Whether the "not co-partitioned" warning was logged.
         self._warned = False
 
@@ -207,6 +210,11 @@ class Table(MutableMapping[Any, Any]):
         else:
             self._active = set(partitions)
             self._active_order = tuple(sorted(self._active))
+            # Standby copies that become served: their doubtful keys are
+            # checked with the next recovery (`resolve_duplicates`).
+            for partition in self._active_order:
+                for key in self._suspects.pop(partition, ()):
+                    self._duplicates.setdefault(key, partition)
 
     def write_partition(self) -> int:
         """The partition a change made now belongs to: the event's.
@@ -320,13 +328,20 @@ class Table(MutableMapping[Any, Any]):
         while True:
             other = store.find_partition(key, order, exclude=partition)
             if other is None:
-                return
+                break
             self._warn_not_copartitioned(key, other, partition)
             store.delete(other, key)
             pending = self._pending.get(other)
             if pending:
                 pending.pop(key, None)
             self._moved.setdefault(other, {})[key] = DELETED
+        active = self._active
+        if active is not None:
+            # A standby copy is another worker's to change; if it holds the
+            # key too, that is checked should the copy become served here.
+            for copy in store.partitions() - active:
+                if copy != partition and store.contains(copy, key):
+                    self._suspects.setdefault(copy, set()).add(key)
 
     def _warn_not_copartitioned(self, key: Any, held: int, written: int) -> None:
         if self._warned:
@@ -447,15 +462,18 @@ class Table(MutableMapping[Any, Any]):
         default), each write batch with the offset of its last message, so
         that a crash mid-way keeps what was written and its offset together.
 
-        A key this applies to a partition the worker serves, which another
-        partition it serves holds too, is noted (see `resolve_duplicates`):
+        A key this applies that another local partition holds too is noted:
         it was written from two partitions (a stream not partitioned by the
         table's key, on two workers) or its move was cut short by a crash.
-        Standby copies are not checked: they are not served.
+        Between served partitions it is resolved at the end of the recovery
+        (`resolve_duplicates`); a standby copy's is resolved when the copy
+        becomes served, as standby copies are never served.
         """
-        check = self._check_against(partition)
-        size = buffer_size or len(records) or 1
         store = self.store
+        active = self._active
+        served = active is None or partition in active
+        check = [p for p in sorted(store.partitions()) if p != partition]
+        size = buffer_size or len(records) or 1
         for start in range(0, len(records), size):
             chunk = records[start : start + size]
             shared = store.apply_changelog(
@@ -464,19 +482,15 @@ class Table(MutableMapping[Any, Any]):
                 chunk[-1].offset,
                 check=check,
             )
-            for key, _ in shared:
-                # The copy applied last is the one kept (see resolve_duplicates).
-                self._duplicates[key] = partition
-
-    def _check_against(self, partition: int) -> Sequence[int]:
-        """The partitions a changelog record applied to ``partition`` is checked
-        against: every other one served, none for a standby copy."""
-        order = self._active_order
-        if order is None:
-            return [p for p in sorted(self.store.partitions()) if p != partition]
-        if partition not in self._active:  # type: ignore[operator]
-            return ()
-        return [p for p in order if p != partition]
+            for key, other in shared:
+                if served and (active is None or other in active):
+                    # The copy applied last is kept (see resolve_duplicates).
+                    self._duplicates[key] = partition
+                else:
+                    # A standby copy on either side: checked if it is served.
+                    for copy in (partition, other):
+                        if active is not None and copy not in active:
+                            self._suspects.setdefault(copy, set()).add(key)
 
     def resolve_duplicates(self) -> int:
         """Keep each key noted by `apply_changelog` in one partition; how many moved.
@@ -493,7 +507,9 @@ class Table(MutableMapping[Any, Any]):
         if not noted:
             return 0
         store = self.store
-        order: Sequence[int] = self._active_order or sorted(store.partitions())
+        order: Sequence[int] | None = self._active_order
+        if order is None:
+            order = sorted(store.partitions())
         resolved = 0
         for key, kept in noted.items():
             holders = [p for p in order if store.contains(p, key)]

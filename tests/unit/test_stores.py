@@ -169,6 +169,19 @@ class TestData:
         store.delete(3, "b")
         assert store.find_partition("b") is None
 
+    def test_find_partition_among_some_partitions(self, store: Store) -> None:
+        # How a table finds a key outside the event's partition: only the
+        # partitions it serves, the event's own left out, none made local.
+        store.set(0, "a", 1)
+        store.set(2, "a", 1)
+        store.set(3, "b", 2)
+        assert store.find_partition("a", (0, 2), exclude=0) == 2
+        assert store.find_partition("a", (2, 0)) == 2  # in the order given
+        assert store.find_partition("a", (1, 3)) is None
+        assert store.find_partition("b", (3,), exclude=3) is None
+        assert store.find_partition("a", (7,)) is None
+        assert store.partitions() == {0, 2, 3}
+
     def test_reset(self, store: Store) -> None:
         store.set(0, "a", 1)
         store.set_persisted_offset(0, 10)
@@ -228,6 +241,24 @@ class TestChangelog:
         store.apply_changelog(0, records((1, [1, 2])), 0)
         assert store.get(0, 1) == [1, 2]
         assert store.find_partition(1) == 0
+
+    def test_apply_reports_keys_other_partitions_hold(self, store: Store) -> None:
+        store.set(1, "a", "one")
+        store.set(2, "b", "two")
+        store.set(2, "gone", "two")
+        store.flush()
+        store.set(3, "c", "three")  # not written to disk yet (RocksDB)
+        shared = store.apply_changelog(
+            0,
+            records(("a", 1), ("b", 2), ("c", 3), ("gone", 4), ("gone", None)),
+            4,
+            check=(1, 2, 3, 9),
+        )
+        # "gone" was deleted again in the batch; 9 is not local.
+        assert sorted(shared) == [("a", 1), ("b", 2), ("c", 3)]
+        assert store.partitions() == {0, 1, 2, 3}
+        # Without partitions to check, nothing is looked up.
+        assert store.apply_changelog(0, records(("a", 5)), 5) == []
 
     def test_set_persisted_offset(self, store: Store) -> None:
         store.set_persisted_offset(1, 7)
