@@ -21,7 +21,16 @@ import abc
 import builtins
 import os
 import pathlib
-from typing import Any, Callable, Collection, Final, Iterable, Iterator, Sequence
+from typing import (
+    Any,
+    Callable,
+    Collection,
+    Final,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 
 __all__ = ["MISSING", "ChangelogRecord", "Decoder", "Encoder", "Store"]
 
@@ -159,13 +168,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def apply_changelog(
-        self,
-        partition: int,
-        records: Sequence[ChangelogRecord],
-        last_offset: int,
-        *,
-        check: Collection[int] = (),
-    ) -> list[tuple[Any, int]]:
+        self, partition: int, records: Sequence[ChangelogRecord], last_offset: int
+    ) -> None:
         """Apply changelog ``records`` (raw bytes, in offset order) to ``partition``.
 
         A record whose value is None deletes its key (deleting an absent key
@@ -173,12 +177,40 @@ class Store(abc.ABC):
         Afterwards `persisted_offset` is ``last_offset``: the offset of the
         last record read, which may lie beyond the last record given when the
         batch ended with records that compaction or filtering removed.
-
-        Returns the keys (decoded) this batch left in ``partition`` that one
-        of the ``check`` partitions holds too, each with that partition: a
-        table asks so that it never serves one key from two partitions. The
-        check costs nothing when ``check`` is empty (standby copies).
         """
+
+    #: Whether `find_shared_keys` needs the keys replayed (``False``: it
+    #: compares whole partitions, cheaply, and ignores them).
+    needs_replayed_keys: bool = True
+
+    def find_shared_keys(
+        self,
+        replayed: Mapping[int, Collection[bytes]],
+        served: Collection[int],
+        fresh: Collection[int] = (),
+    ) -> list[tuple[Any, int]]:
+        """Keys a replayed partition holds that another ``served`` one holds too.
+
+        ``replayed`` maps each partition a recovery just replayed to the raw
+        keys of the changelog records it applied; ``fresh`` are those of them
+        that held nothing before, so that their keys are all in ``replayed``
+        (two fresh partitions compare as sets, without a lookup). Each key
+        found is returned once per replayed partition holding it. Tables ask
+        after a recovery, so as never to serve one key from two partitions.
+        The default looks each replayed key up in the other partitions (one
+        point lookup each, never a scan); drivers may do better.
+        """
+        local = self.partitions()
+        shared = []
+        for partition, keys in replayed.items():
+            others = [p for p in sorted(served) if p != partition and p in local]
+            for raw in keys:
+                key = self.decode_key(raw)
+                if self.contains(partition, key) and any(
+                    self.contains(other, key) for other in others
+                ):
+                    shared.append((key, partition))
+        return shared
 
     @abc.abstractmethod
     def persisted_offset(self, partition: int) -> int | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import builtins
 from collections import defaultdict
-from typing import Any, Collection, Iterable, Iterator, Sequence
+from typing import Any, Collection, Iterable, Iterator, Mapping, Sequence
 
 from .base import MISSING, ChangelogRecord, Store
 
@@ -92,42 +92,44 @@ class MemoryStore(Store):
     # -- changelog recovery ------------------------------------------------------
 
     def apply_changelog(
-        self,
-        partition: int,
-        records: Sequence[ChangelogRecord],
-        last_offset: int,
-        *,
-        check: Collection[int] = (),
-    ) -> list[tuple[Any, int]]:
+        self, partition: int, records: Sequence[ChangelogRecord], last_offset: int
+    ) -> None:
         data = self._data[partition]
         decode_key, decode_value = self.decode_key, self.decode_value
-        written: dict[Any, None] = {}
         for key, value in records:
             if key is None:
                 # Cannot be in a compacted topic; nothing to apply it to.
                 continue
-            decoded = decode_key(key)
             if value is None:
-                data.pop(decoded, None)
+                data.pop(decode_key(key), None)
             else:
-                data[decoded] = decode_value(value)
-                if check:
-                    written[decoded] = None
+                data[decode_key(key)] = decode_value(value)
         self._offsets[partition] = last_offset
-        if not written:
-            return []
-        others = [
-            (number, self._data[number])
-            for number in sorted(check)
-            if number != partition and number in self._data
-        ]
-        return [
-            (decoded, number)
-            for decoded in written
-            if decoded in data  # not deleted again later in the batch
-            for number, other in others
-            if decoded in other
-        ]
+
+    #: Whole partitions are compared (dict key views, in C): complete, and
+    #: cheaper than looking up the replayed keys one by one.
+    needs_replayed_keys = False
+
+    def find_shared_keys(
+        self,
+        replayed: Mapping[int, Collection[bytes]],
+        served: Collection[int],
+        fresh: Collection[int] = (),
+    ) -> list[tuple[Any, int]]:
+        shared: list[tuple[Any, int]] = []
+        data = self._data
+        for partition in sorted(replayed):
+            mine = data.get(partition)
+            if not mine:
+                continue
+            for other in sorted(served):
+                theirs = data.get(other)
+                if other != partition and theirs:
+                    # Iterates the smaller of the two.
+                    shared.extend(
+                        (key, partition) for key in mine.keys() & theirs.keys()
+                    )
+        return shared
 
     def persisted_offset(self, partition: int) -> int | None:
         self._data.setdefault(partition, {})  # using it makes it local

@@ -37,7 +37,7 @@ import functools
 import re
 import shutil
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Collection, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Iterator, Mapping, Sequence
 
 from ..exceptions import ImproperlyConfigured
 from .base import MISSING, ChangelogRecord, Store
@@ -343,68 +343,73 @@ class RocksDBStore(Store):
     # -- changelog recovery ------------------------------------------------------
 
     def apply_changelog(
-        self,
-        partition: int,
-        records: Sequence[ChangelogRecord],
-        last_offset: int,
-        *,
-        check: Collection[int] = (),
-    ) -> list[tuple[Any, int]]:
+        self, partition: int, records: Sequence[ChangelogRecord], last_offset: int
+    ) -> None:
         part = self._partitions.get(partition) or self._open(partition)
         # Local writes not yet written go first, so the changelog wins.
         self._write(part)
         batch = self._rocksdict.WriteBatch(raw_mode=True)
         put, delete = batch.put, batch.delete
-        #: stored key -> whether the batch leaves it set (last record wins).
-        written: dict[bytes, bool] = {}
         for key, value in records:
             if key is None:
                 # Cannot be in a compacted topic; nothing to apply it to.
                 continue
-            stored_key = _DATA + key
             if value is None:
-                delete(stored_key)
+                delete(_DATA + key)
             else:
-                put(stored_key, value)
-            if check:
-                written[stored_key] = value is not None
+                put(_DATA + key, value)
         put(_OFFSET_KEY, str(last_offset).encode("ascii"))
         part.db.write(batch, self._write_options)
         part.offset = last_offset
-        if not written:
-            return []
-        return self._shared(
-            partition, [k for k, kept in written.items() if kept], check
-        )
 
-    def _shared(
-        self, partition: int, stored_keys: list[bytes], check: Collection[int]
+    def find_shared_keys(
+        self,
+        replayed: Mapping[int, Collection[bytes]],
+        served: Collection[int],
+        fresh: Collection[int] = (),
     ) -> list[tuple[Any, int]]:
-        """Which of ``stored_keys`` the ``check`` partitions hold: one multi-get
-        per partition, and only the keys found are decoded."""
+        # Two fresh partitions compare their replayed keys as sets (in C);
+        # any other is asked with one multi-get of the replayed keys, sorted
+        # (RocksDB finds sorted keys about twice as fast). Only the keys
+        # found are decoded, and checked to be still in both partitions.
         shared: list[tuple[Any, int]] = []
-        if not stored_keys:
-            return shared
-        keys: list[Any] = stored_keys
-        for number in sorted(check):
-            other = self._partitions.get(number)
-            if number == partition or other is None:
+        opened = self._partitions
+        for partition in sorted(replayed):
+            part = opened.get(partition)
+            raw_keys = replayed[partition]
+            if part is None or not raw_keys:
                 continue
-            if other.dirty:
-                # Writes not written yet (rare during recovery): key by key.
-                for stored_key in stored_keys:
-                    key = self.decode_key(stored_key[1:])
-                    if self._contains(other, key, stored_key):
-                        shared.append((key, number))
-                continue
-            # A list of keys is one multi-get, answered in the same order.
-            found: list[Any] = other.db.get(keys)  # type: ignore[assignment]
-            shared.extend(
-                (self.decode_key(stored_key[1:]), number)
-                for stored_key, raw in zip(stored_keys, found, strict=True)
-                if raw is not None
-            )
+            stored: list[Any] | None = None
+            found: set[bytes] = set()
+            for other in sorted(served):
+                theirs = opened.get(other)
+                if other == partition or theirs is None:
+                    continue
+                if other in fresh and partition in fresh:
+                    common = [_DATA + raw for raw in raw_keys & replayed[other]]  # type: ignore[operator]
+                    found.update(self._held(theirs, common))
+                    continue
+                if stored is None:
+                    stored = sorted(_DATA + raw for raw in raw_keys)
+                found.update(self._held(theirs, stored))
+            if found:
+                kept = self._held(part, sorted(found))
+                shared.extend((self.decode_key(k[1:]), partition) for k in kept)
         return shared
+
+    def _held(self, part: _Partition, stored_keys: list[Any]) -> list[Any]:
+        """The ``stored_keys`` ``part`` holds (dirty map included), in order."""
+        if not stored_keys:
+            return []
+        if part.dirty:
+            # Writes not written yet (rare during recovery): key by key.
+            return [
+                k
+                for k in stored_keys
+                if self._contains(part, self.decode_key(k[1:]), k)
+            ]
+        values = part.db.get(stored_keys)
+        return [k for k, v in zip(stored_keys, values, strict=True) if v is not None]  # type: ignore[arg-type]
 
     def persisted_offset(self, partition: int) -> int | None:
         return self._open(partition).offset

@@ -133,9 +133,14 @@ class Table(MutableMapping[Any, Any]):
         #: Tombstones of keys moved to another partition since the last
         #: flush (sent after `_pending`): partition -> key -> DELETED.
         self._moved: dict[int, dict[Any, Any]] = {}
-        #: Keys recovery found in two served partitions: key -> partition
-        #: whose changelog had it last (see `resolve_duplicates`).
+        #: Keys to check for a second copy: key -> the partition whose copy
+        #: is kept (see `resolve_duplicates`).
         self._duplicates: dict[Any, int] = {}
+        #: Served partitions recovery applied records to since the last
+        #: `resolve_duplicates`, with the raw keys (if the store wants them).
+        self._replayed: dict[int, set[bytes]] = {}
+        #: Of those, whether each held nothing before its replay.
+        self._fresh: dict[int, bool] = {}
         #: Keys a standby copy holds that another local partition holds too:
         #: partition -> keys. Resolved if the copy becomes served.
         self._suspects: dict[int, set[Any]] = {}
@@ -208,11 +213,16 @@ class Table(MutableMapping[Any, Any]):
             self._active = None
             self._active_order = None
         else:
+            before = self._active or set()
             self._active = set(partitions)
             self._active_order = tuple(sorted(self._active))
-            # Standby copies that become served: their doubtful keys are
-            # checked with the next recovery (`resolve_duplicates`).
+            # Partitions served from now on (standby copies among them) are
+            # checked for keys another one holds, with the next recovery
+            # (`resolve_duplicates`): whole for a store that compares
+            # partitions cheaply, else the keys noted as doubtful.
             for partition in self._active_order:
+                if partition not in before:
+                    self._replayed.setdefault(partition, set())
                 for key in self._suspects.pop(partition, ()):
                     self._duplicates.setdefault(key, partition)
 
@@ -462,54 +472,68 @@ class Table(MutableMapping[Any, Any]):
         default), each write batch with the offset of its last message, so
         that a crash mid-way keeps what was written and its offset together.
 
-        A key this applies that another local partition holds too is noted:
-        it was written from two partitions (a stream not partitioned by the
-        table's key, on two workers) or its move was cut short by a crash.
-        Between served partitions it is resolved at the end of the recovery
-        (`resolve_duplicates`); a standby copy's is resolved when the copy
-        becomes served, as standby copies are never served.
+        Records applied to a served partition are noted, for
+        `resolve_duplicates` to check once the recovery is done; keys a
+        standby copy shares with a served partition are noted for when the
+        copy becomes served.
         """
         store = self.store
         active = self._active
         served = active is None or partition in active
-        check = [p for p in sorted(store.partitions()) if p != partition]
+        if served:
+            keys = self._replayed.get(partition)
+            if keys is None:
+                keys = self._replayed[partition] = set()
+            if store.needs_replayed_keys:
+                if partition not in self._fresh:
+                    # Held nothing before: its keys are all in ``keys``.
+                    self._fresh[partition] = store.persisted_offset(partition) is None
+                keys.update(m.key for m in records if m.value is not None)
         size = buffer_size or len(records) or 1
         for start in range(0, len(records), size):
             chunk = records[start : start + size]
-            shared = store.apply_changelog(
-                partition,
-                [(m.key, m.value) for m in chunk],
-                chunk[-1].offset,
-                check=check,
+            store.apply_changelog(
+                partition, [(m.key, m.value) for m in chunk], chunk[-1].offset
             )
-            for key, other in shared:
-                if served and (active is None or other in active):
-                    # The copy applied last is kept (see resolve_duplicates).
-                    self._duplicates[key] = partition
-                else:
-                    # A standby copy on either side: checked if it is served.
-                    for copy in (partition, other):
-                        if active is not None and copy not in active:
-                            self._suspects.setdefault(copy, set()).add(key)
+        if not served and store.needs_replayed_keys and self._active_order:
+            # A standby copy: keys it shares with a served partition are
+            # checked if it becomes served (a store that compares whole
+            # partitions does that then anyway).
+            applied = {m.key for m in records if m.value is not None}
+            for key, _ in store.find_shared_keys(
+                {partition: applied}, self._active_order
+            ):
+                self._suspects.setdefault(partition, set()).add(key)
 
     def resolve_duplicates(self) -> int:
-        """Keep each key noted by `apply_changelog` in one partition; how many moved.
+        """Keep each key held by two served partitions in one; how many copies went.
 
-        Called once the changelog read so far is applied (the end of a
-        recovery, each fetch of a global table), not per batch: a moved key's
-        old record and its tombstone may come in two batches. The copy in
-        the partition whose changelog was applied last is kept; the others
-        are deleted, with a tombstone in their changelog partition (which
-        this worker owns) except for a global table, whose every worker
-        resolves alike on its own.
+        A key is held twice when it was written from two partitions by two
+        workers (a stream not partitioned by the table's key) or when a
+        crash cut its move short. Called once the changelog read so far is
+        applied (the end of a recovery, each fetch of a global table), not
+        per batch: a moved key's old record and its tombstone may come in
+        two batches. A replayed copy is kept over one this worker had (it
+        is the one just learned), among replayed copies the one of the
+        highest partition (so that every worker of a global table chooses
+        alike). The others are deleted, with a tombstone in their changelog
+        partition (which this worker owns), except for a global table,
+        whose every worker resolves on its own.
         """
+        replayed, self._replayed = self._replayed, {}
+        fresh, self._fresh = self._fresh, {}
         noted, self._duplicates = self._duplicates, {}
-        if not noted:
-            return 0
         store = self.store
         order: Sequence[int] | None = self._active_order
         if order is None:
             order = sorted(store.partitions())
+        if replayed:
+            shared = store.find_shared_keys(
+                replayed, order, [p for p, empty in fresh.items() if empty]
+            )
+            for key, partition in shared:
+                if noted.get(key, -1) < partition:
+                    noted[key] = partition
         resolved = 0
         for key, kept in noted.items():
             holders = [p for p in order if store.contains(p, key)]

@@ -268,9 +268,9 @@ async def test_recovery_and_standbys_write_the_store_in_buffers(monkeypatch):
     writes: list[tuple[int, int, int]] = []
     original = MemoryStore.apply_changelog
 
-    def spy(self, partition, records, last_offset, **kwargs):
+    def spy(self, partition, records, last_offset):
         writes.append((partition, len(records), last_offset))
-        return original(self, partition, records, last_offset, **kwargs)
+        return original(self, partition, records, last_offset)
 
     monkeypatch.setattr(MemoryStore, "apply_changelog", spy)
 
