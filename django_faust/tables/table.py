@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -53,6 +54,8 @@ logger = logging.getLogger(__name__)
 DELETED = object()
 #: What a store returns for a missing key (its MISSING means "raise").
 _ABSENT = object()
+#: The changelog header naming the process that wrote a global table record.
+WRITER_HEADER = "django-faust-writer"
 
 
 class Table(MutableMapping[Any, Any]):
@@ -146,6 +149,9 @@ class Table(MutableMapping[Any, Any]):
         self._suspects: dict[int, set[Any]] = {}
         #: Whether the "not co-partitioned" warning was logged.
         self._warned = False
+        #: Marks this process's changelog records of a global table, which
+        #: its follower must not apply again (see `apply_changelog`).
+        self._writer = (WRITER_HEADER, uuid.uuid4().hex.encode("ascii"))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -444,6 +450,7 @@ class Table(MutableMapping[Any, Any]):
         producer = self.app.producer
         topic = self.changelog_topic
         name = topic.get_topic_name()
+        headers = [self._writer] if self.is_global else []
         sent = []
         for partition, changes in changes_by_partition.items():
             for key, value in changes.items():
@@ -452,6 +459,7 @@ class Table(MutableMapping[Any, Any]):
                     topic.encode_key(key),
                     None if value is DELETED else topic.encode_value(value),
                     partition=partition,
+                    headers=headers,
                 )
                 sent.append((partition, fut))
         return sent
@@ -472,11 +480,20 @@ class Table(MutableMapping[Any, Any]):
         default), each write batch with the offset of its last message, so
         that a crash mid-way keeps what was written and its offset together.
 
-        Records applied to a served partition are noted, for
+        A global table skips the records this process wrote itself. Records
+        applied to a served partition are noted, for
         `resolve_duplicates` to check once the recovery is done; keys a
         standby copy shares with a served partition are noted for when the
         copy becomes served.
         """
+        if self.is_global and records:
+            # This worker's own changes are in its store already, and may be
+            # newer than the record: applying it again would step back.
+            last = records[-1]
+            records = [m for m in records if self._writer not in (m.headers or ())]
+            if not records:
+                self.store.set_persisted_offset(partition, last.offset)
+                return
         store = self.store
         active = self._active
         served = active is None or partition in active

@@ -367,6 +367,38 @@ async def test_a_global_table_is_one_dict_on_one_worker(store):
         assert list(balances.items()) == [("a", 5)]
 
 
+async def test_a_global_table_does_not_apply_its_own_changes_again(store):
+    # The worker follows the global table's changelog, its own records
+    # included: applying one again, late, would step a counter back.
+    app = make_app("tpecho", store=store)
+    payments = app.topic("payments", key_type=str, value_type=Payment)
+    seen = app.GlobalTable("seen", default=int)
+    counts = []
+
+    @app.agent(payments)
+    async def pay(stream):
+        async for _, payment in stream.items():
+            seen[payment.account] += 1
+            counts.append(seen[payment.account])
+
+    async with running(app):
+        for i in range(3):
+            await payments.send(key=f"p{i}", value=Payment("a", 1), partition=0)
+            await wait_for(lambda i=i: len(counts) == i + 1)
+            await app.consumer.commit()
+        records = log_of(app, seen.changelog_topic_name)
+        assert [m.value for m in records] == [b"1", b"2", b"3"]
+        # The follower comes across the first record late: it is ours.
+        seen.apply_changelog(0, records[:1])
+        assert seen["a"] == 3
+        # Another worker's record is applied.
+        other = type(records[0])(
+            records[0].topic, 0, 99, records[0].timestamp, b'"a"', b"7", ()
+        )
+        seen.apply_changelog(0, [other])
+        assert seen["a"] == 7
+
+
 async def test_a_global_table_key_moved_by_another_worker_is_held_once():
     apps, tables, done = [], [], []
     broker = None
