@@ -57,6 +57,8 @@ class TableManager(Service, Mapping[str, Table]):
         self.last_recovered = 0
         self.total_recovered = 0
         self._global_follower: asyncio.Future[None] | None = None
+        #: Set once the global tables have read their changelogs to the end.
+        self._global_ready = asyncio.Event()
         self._standby_follower: asyncio.Future[None] | None = None
         #: Changelog records applied to standby copies (for tests and stats).
         self.standby_applied = 0
@@ -166,8 +168,10 @@ class TableManager(Service, Mapping[str, Table]):
 
         Partitions this worker keeps as standby stay in their stores and are
         followed in the background; a later failover that makes one of them
-        active recovers only what the standby had not applied yet.
+        active recovers only what the standby had not applied yet. Global
+        tables are read to their end first, once, after a start.
         """
+        await self._wait_global_tables()
         tables = self._by_changelog()
         if not tables:
             return
@@ -339,12 +343,30 @@ class TableManager(Service, Mapping[str, Table]):
             await self._replay(reader, wanted, offsets)
             for table in tables:
                 table.resolve_duplicates()
+            self._global_ready.set()
             while not self.should_stop:
                 if await _apply_next(reader, wanted, 1.0):
                     for table in tables:
                         table.resolve_duplicates()
         finally:
             await reader.stop()
+
+    async def _wait_global_tables(self) -> None:
+        """Wait until the global tables have caught up with their changelogs.
+
+        So that agents never see an event while a global table still lacks
+        what was written before this worker started. If following fails,
+        its error is the service's, and agents go ahead.
+        """
+        follower = self._global_follower
+        if follower is None or self._global_ready.is_set():
+            return
+        ready: asyncio.Future[Any] = asyncio.ensure_future(self._global_ready.wait())
+        waiters: set[asyncio.Future[Any]] = {ready, follower}
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
 
     # -- windowed tables --------------------------------------------------------
 

@@ -367,6 +367,38 @@ async def test_a_global_table_is_one_dict_on_one_worker(store):
         assert list(balances.items()) == [("a", 5)]
 
 
+async def test_agents_wait_for_global_tables_to_catch_up_at_start(store):
+    # Events are waiting when the worker starts, and the global table's
+    # changelog is long: the first event must see the recovered value.
+    first = make_app("tpglobalstart", store=store, datadir="first")
+    seen = first.GlobalTable("seen", default=int)
+    async with running(first):
+        name = seen.changelog_topic_name
+        for i in range(3000):
+            first.producer.send_soon(name, f'"f{i}"'.encode(), b"1", partition=i % 4)
+        await first.producer.send_and_wait(name, b'"a"', b"100", partition=2)
+        topic = first.topic("payments", key_type=str, value_type=Payment)
+        await topic.send(key="p", value=Payment("a", 1), partition=1)
+
+    again = make_app(
+        "tpglobalstart", store=store, datadir="again", broker=first.conf.broker_url
+    )
+    payments = again.topic("payments", key_type=str, value_type=Payment)
+    table = again.GlobalTable("seen", default=int)
+    counts = []
+
+    @again.agent(payments)
+    async def pay(stream):
+        async for _, payment in stream.items():
+            table[payment.account] += 1
+            counts.append(table[payment.account])
+
+    async with running(again):
+        await wait_for(lambda: counts)
+        assert counts == [101]
+        assert len(table) == 3001
+
+
 async def test_a_global_table_does_not_apply_its_own_changes_again(store):
     # The worker follows the global table's changelog, its own records
     # included: applying one again, late, would step a counter back.
