@@ -1,11 +1,12 @@
-"""A table read and written across partitions, in worker processes on the broker.
+"""Tables read and written across partitions, in worker processes on the broker.
 
 ``ledger_app/`` is a project as a user would write it: payments keyed by
-payment id update ``balances[account]``, and after each payment the agent
-sums the balances of every account. One worker holds every partition. The
-sums must be exact (a read finds a key in whichever partition holds it),
-every key must be held once (a write from another partition moves the key),
-and a restarted worker must recover one entry per key. On both stores.
+payment id update ``balances[account]`` (and a windowed and a global table),
+and after each payment the agent sums the balances of every account. One
+worker holds every partition. The sums must be exact (a read finds a key in
+whichever partition holds it), every key must be held once (a write from
+another partition moves the key), and a restarted worker must recover one
+entry per key. On both stores.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import NamedTuple
 import pytest
 
 from django_faust.testing.broker import TestBroker
-from tests.integration.workers import Project, wait_for
+from tests.integration.workers import PARTITIONS, Project, wait_for
 
 pytestmark = [
     pytest.mark.broker,
@@ -40,7 +41,25 @@ class Ledger(Project):
 
     @property
     def topics(self) -> list[str]:
-        return [self.payments, self.changelog]
+        return [
+            self.payments,
+            self.changelog,
+            f"{self.app_id}-daily-changelog",
+            self.global_changelog,
+        ]
+
+    @property
+    def global_changelog(self) -> str:
+        return f"{self.app_id}-payments-seen-changelog"
+
+    def all_partitions(self) -> set[str]:
+        """What the group assigns: a global table's changelog is read apart."""
+        return {
+            f"{t}:{p}"
+            for t in self.topics
+            if t != self.global_changelog
+            for p in range(PARTITIONS)
+        }
 
 
 class Line(NamedTuple):
@@ -52,6 +71,12 @@ class Line(NamedTuple):
     total: int
     entries: int
     keys: int
+    daily_total: int
+    daily_entries: int
+    daily_keys: int
+    seen: int
+    seen_entries: int
+    seen_keys: int
 
 
 def lines(project: Project) -> list[Line]:
@@ -133,18 +158,30 @@ async def test_sums_over_other_partitions_and_a_restart(
     assert [t for t in totals if t % per_round == 0] == [
         per_round * n for n in range(1, 5)
     ]
-    # Never a key twice, not even for a moment.
-    assert all(line.entries == line.keys for line in lines(project))
+    # Never a key twice, not even for a moment; the same for the windowed
+    # table (one window per account: a day) and the global table.
+    for line in lines(project):
+        assert line.entries == line.keys
+        assert line.daily_entries == line.daily_keys
+        assert line.seen_entries == line.seen_keys
     assert max(line.entries for line in before) == 4
+    # (A day may have begun during the test: then an account has two.)
+    assert before[-1].daily_total == before[-1].total
+    assert before[-1].daily_entries in (4, 5, 6, 7, 8)
+    assert [line.seen for line in before] == list(range(1, 17))
     # The restarted worker went on from the recovered balances.
     after = lines(project)[len(before) :]
     assert {line.account: line.balance for line in after} == {
         account: 4 * 10**a + 1 for a, account in enumerate(ACCOUNTS)
     }
     assert after[-1].total == 4 * per_round + 4
-    # The warning names the table, a key, the partitions and the fix, once.
+    # The global table was recovered before the first event after the restart.
+    assert [line.seen for line in after] == list(range(17, 21))
+    # The warning names the table, a key, the partitions and the fix, once
+    # per table.
     warnings = [line for line in output.splitlines() if "moves to partition" in line]
-    assert len(warnings) == 1, output[-3000:]
-    assert "'balances'" in warnings[0] and "group_by" in warnings[0]
+    tables = [line.split("Table ", 1)[1].split(":", 1)[0] for line in warnings]
+    assert sorted(tables) == ["'balances'", "'daily'", "'payments-seen'"]
+    assert all("group_by" in line for line in warnings)
     # The restart found no key twice in the changelog.
     assert "was in partitions" not in project.output(second, tail=0)

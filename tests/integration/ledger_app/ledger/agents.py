@@ -1,13 +1,17 @@
 """A ledger, as a user would write it from the Faust docs.
 
 Payments arrive keyed by payment id, not by account: the stream is not
-partitioned like the ``balances`` table, so an account is paid from several
-partitions, all held by the one worker. After each payment the agent reads
-the balance of every account (most live in other partitions) and appends
-``<pid> <partition> <offset> <account> <balance> <total> <entries> <keys>``
-to ``ledger-<pid>.log``: ``total`` is the sum of all balances, ``entries``
-the pairs ``balances.items()`` gives and ``keys`` how many distinct keys
-they have (equal when no key is held twice).
+partitioned like the tables, so an account is paid from several partitions,
+all held by the one worker. Three tables: ``balances`` (plain), ``daily``
+(windowed, by ``window=``) and ``payments-seen`` (global). After each
+payment the agent reads every account (most live in other partitions) and
+appends one line to ``ledger-<pid>.log``::
+
+    <pid> <partition> <offset> <account> <balance> <total> <entries> <keys>
+    <daily total> <daily entries> <daily keys> <seen> <seen entries> <seen keys>
+
+``total`` sums all balances, ``entries`` counts the pairs ``items()`` gives
+and ``keys`` the distinct keys among them (equal when no key is held twice).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 from django.conf import settings
 
 from django_faust import Record, app
+from django_faust.windows import TumblingWindow
 
 ACCOUNTS = ["alice", "bob", "carol", "dave"]
 
@@ -31,6 +36,14 @@ payments = app.topic(
     f"payments{settings.WORKER_TOPIC_SUFFIX}", key_type=str, value_type=Payment
 )
 balances = app.Table("balances", default=int, help="Balance per account.")
+daily = app.Table("daily", default=int, window=TumblingWindow(86400))
+seen = app.GlobalTable("payments-seen", default=int)
+
+
+def counted(pairs: Any) -> tuple[int, int, int]:
+    """Sum of the values, number of pairs, number of distinct keys."""
+    pairs = list(pairs)
+    return sum(v for _, v in pairs), len(pairs), len({k for k, _ in pairs})
 
 
 @app.agent(payments)
@@ -41,13 +54,19 @@ async def pay(stream: Any) -> None:
         async for event in stream.events():
             payment = event.value
             balances[payment.account] += payment.amount
+            daily[payment.account] += payment.amount
+            seen[payment.account] += 1
             total = sum(balances[account] for account in ACCOUNTS)
-            entries = list(balances.items())
+            _, entries, keys = counted(balances.items())
+            windows = counted(daily.items())
+            seen_total, seen_entries, seen_keys = counted(seen.items())
+            assert seen_total == sum(seen[account] for account in ACCOUNTS)
             message = event.message
             log.write(
                 f"{pid} {message.partition} {message.offset} {payment.account} "
-                f"{balances[payment.account]} {total} {len(entries)} "
-                f"{len({key for key, _ in entries})}\n"
+                f"{balances[payment.account]} {total} {entries} {keys} "
+                f"{' '.join(map(str, windows))} {seen_total} {seen_entries} "
+                f"{seen_keys}\n"
             )
             log.flush()
 
