@@ -7,10 +7,19 @@ RocksDB) split by that partition, and records every change in the compacted
 changelog topic ``<app_id>-<table>-changelog`` on the same partition number,
 so whichever worker is given the partition can rebuild it.
 
+A key lives in exactly one partition on a worker. Reads find it in any
+partition the worker serves (the event's own first, which is where the key
+of a co-partitioned stream always is) and never write. A write goes to the
+event's partition; a key found in another partition moves there, with a
+tombstone in the old partition's changelog, and the first move of a table
+logs a warning naming the missing ``group_by``. After a recovery, a key
+found in two served partitions is kept once (`Table.resolve_duplicates`).
+
 Changelog writes are coalesced per key between commits (only the last value
 of a key is sent) and flushed before the source offsets that produced them
 are committed: a restart never loses a change, and at most replays the
-events processed since the last commit.
+events processed since the last commit. The tombstones of moves are sent
+once the values they moved with are in the changelog.
 """
 
 from __future__ import annotations
