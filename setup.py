@@ -23,14 +23,15 @@ setup(
     license="BSD-3-Clause",
     packages=find_packages(include=["django_faust", "django_faust.*"]),
     include_package_data=True,
-    package_data={"django_faust": ["py.typed", "templates/**/*", "static/**/*"]},
+    package_data={"django_faust": ["py.typed"]},
     python_requires=">=3.11",
     install_requires=[
         "django>=5.2,<7",
-        "aiokafka>=0.12",
+        "aiokafka>=0.14,<0.15",
         "mode-streaming>=0.4",
         "channels>=4.1",
         "click>=8.1",
+        "cronsim>=2.8",
         "uvicorn>=0.30",
     ],
     extras_require={

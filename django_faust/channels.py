@@ -35,8 +35,10 @@ class Subscription:
     ``maxsize`` bounds the number of *messages* waiting (not batches). A
     transport delivers with `put_nowait` and asks `full()` afterwards to
     decide whether to pause fetching; local senders ``await put()``, which
-    waits for room. ``on_drained`` is called when a full queue falls below
-    half of ``maxsize`` (the conductor resumes paused partitions there).
+    waits for room. ``on_drained(sub, None)`` is called when a full queue
+    falls below half of ``maxsize`` (the conductor resumes the partitions it
+    paused for it; a subscription that queues per partition passes the
+    partitions that drained instead of None).
     """
 
     def __init__(self, channel: Channel, maxsize: int) -> None:
@@ -48,7 +50,9 @@ class Subscription:
         self._size = 0
         self._getters: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
-        self.on_drained: Callable[[Subscription], None] | None = None
+        self.on_drained: Callable[[Subscription, Iterable[TP] | None], None] | None = (
+            None
+        )
         self._was_full = False
 
     @property
@@ -152,7 +156,7 @@ class Subscription:
         if self._was_full and self._size < self.maxsize // 2 + 1:
             self._was_full = False
             if self.on_drained is not None:
-                self.on_drained(self)
+                self.on_drained(self, None)
 
     def drop(self, tps: Iterable[TP]) -> int:
         """Forget queued batches of ``tps`` (revoked partitions).
@@ -232,7 +236,8 @@ class Channel:
 
     # -- reading -------------------------------------------------------------
 
-    def _buffer_size(self) -> int:
+    def buffer_size(self) -> int:
+        """How many messages a subscription of this channel buffers."""
         if self.maxsize is not None:
             return self.maxsize
         return self.app.conf.stream_buffer_maxsize
@@ -240,7 +245,7 @@ class Channel:
     def subscribe(self) -> Subscription:
         """The subscription streams of this channel read from."""
         if self._subscription is None:
-            self._subscription = Subscription(self, self._buffer_size())
+            self._subscription = Subscription(self, self.buffer_size())
         return self._subscription
 
     def stream(self, **kwargs: Any) -> Stream:
@@ -265,7 +270,6 @@ class Channel:
         key_serializer: Any = None,
         value_serializer: Any = None,
         callback: Callable[[asyncio.Future[RecordMetadata]], Any] | None = None,
-        force: bool = False,
     ) -> asyncio.Future[RecordMetadata]:
         """Deliver a value to the readers of this channel.
 

@@ -8,15 +8,22 @@ against the standard library keeps working.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
+
+from django.core import exceptions as django_exceptions
 
 
 class DjangoFaustError(Exception):
     """Base class of every error raised by django-faust."""
 
 
-class ImproperlyConfigured(DjangoFaustError):
-    """The project, app or a declaration is set up in a way that cannot work."""
+class ImproperlyConfigured(DjangoFaustError, django_exceptions.ImproperlyConfigured):
+    """The project, app or a declaration is set up in a way that cannot work.
+
+    It is Django's `~django.core.exceptions.ImproperlyConfigured` too, so a
+    project that already handles Django's configuration errors handles ours.
+    """
 
 
 class CodecError(DjangoFaustError):
@@ -53,11 +60,12 @@ class EncodeError(CodecError):
     """A Python object could not be turned into bytes."""
 
 
-class ValidationError(DjangoFaustError, ValueError):
+class RecordValidationError(DjangoFaustError, ValueError):
     """A record field holds a value that does not match its declared type.
 
     ``model`` is the record class (or its name) and ``field`` the field name;
-    ``value`` is the offending value.
+    ``value`` is the offending value. Named apart from Django's form and
+    model ``ValidationError``, which a view often catches in the same module.
     """
 
     def __init__(
@@ -84,3 +92,17 @@ class ValueDecodeError(DecodeError):
 
 class TableWriteError(DjangoFaustError):
     """A table was changed outside a stream event, or by a concurrent agent."""
+
+
+def __getattr__(name: str) -> Any:
+    # ``ValidationError`` is the old name of `RecordValidationError`; it
+    # shadowed Django's and is kept, with a warning, for one release.
+    if name == "ValidationError":
+        warnings.warn(
+            "django_faust.exceptions.ValidationError is renamed "
+            "RecordValidationError; the old name goes away in the next release.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return RecordValidationError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -90,7 +90,6 @@ class Stream:
         processors: Iterable[Processor] = (),
         noack: bool | None = None,
         subscription: Subscription | None = None,
-        parent: Stream | None = None,
     ) -> None:
         self.channel = channel
         self.app: App = channel.app
@@ -99,7 +98,6 @@ class Stream:
             noack = channel.is_topic and not getattr(channel, "acks", True)
         self._noack = bool(noack)
         self._subscription = subscription
-        self._parent = parent
         self._children: list[Stream] = []
         self._tasks: list[asyncio.Future[Any]] = []
         self._forward: Callable[[], Awaitable[None]] | None = None
@@ -133,7 +131,7 @@ class Stream:
             "subscription": self._subscription,
         }
         params.update(kwargs)
-        child = Stream(self.channel, parent=self, **params)
+        child = Stream(self.channel, **params)
         child._forward = self._forward
         self._children.append(child)
         return child
@@ -391,7 +389,7 @@ class Stream:
     def _relay(self, target: Channel, key_of: Callable[[Any], Any] | None) -> Stream:
         """A stream over ``target``, fed by forwarding this stream to it."""
         parent = self
-        child = Stream(target, parent=self)
+        child = Stream(target)
         self._children.append(child)
 
         async def forward() -> None:

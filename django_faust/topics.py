@@ -192,7 +192,7 @@ class Topic(Channel):
 
     def subscribe(self) -> Subscription:
         """A new subscription that receives every message of these topics."""
-        sub = Subscription(self, self._buffer_size())
+        sub = Subscription(self, self.buffer_size())
         self.app.conductor.add(sub)
         return sub
 
@@ -209,7 +209,6 @@ class Topic(Channel):
         key_serializer: Any = None,
         value_serializer: Any = None,
         callback: Callable[[asyncio.Future[RecordMetadata]], Any] | None = None,
-        force: bool = False,
     ) -> asyncio.Future[RecordMetadata]:
         """Hand a message to the producer; returns its delivery future.
 

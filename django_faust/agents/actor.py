@@ -6,17 +6,8 @@ each event goes to one actor and an actor that is replaced loses nothing.
 
 When the function raises, the actor sends the event it was holding aside (so
 nothing is lost and the partition can move on), reports the error, and then
-follows the agent's supervisor strategy, named with mode's classes as in
-Faust:
-
-- ``mode.OneForOneSupervisor`` (default): restart this actor on a fresh
-  stream, straight away.
-- ``mode.OneForAllSupervisor``: also restart the agent's other actors, each
-  after it has finished the event in hand.
-- ``mode.ForfeitOneForOneSupervisor``: this actor stops; the others go on.
-- ``mode.ForfeitOneForAllSupervisor``: every actor of the agent stops (the
-  others after the event in hand).
-- ``mode.CrashingSupervisor``: crash the app, so the worker exits.
+follows the agent's `Supervision` (``supervision.py`` maps mode's strategy
+classes, named as in Faust, to what happens).
 
 Restarts are immediate; an actor that keeps failing without consuming
 anything (a bug before its ``async for``) backs off, up to a few seconds.
@@ -29,16 +20,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
-from mode import (
-    CrashingSupervisor,
-    ForfeitOneForAllSupervisor,
-    ForfeitOneForOneSupervisor,
-    OneForAllSupervisor,
-    Service,
-)
+from mode import Service
+
+from .supervision import Supervision
 
 if TYPE_CHECKING:
     from ..streams import Stream
+    from ..types import TP
     from .agent import Agent
 
 __all__ = ["Actor"]
@@ -55,19 +43,24 @@ class Actor(Service):
 
     mundane_level = "debug"
 
-    def __init__(self, agent: Agent, stream: Stream, index: int) -> None:
+    def __init__(
+        self, agent: Agent, stream: Stream, index: int, *, tp: TP | None = None
+    ) -> None:
         self.agent = agent
         self.stream = stream
         self.index = index
+        #: The one partition this actor reads (``isolated_partitions=True``).
+        self.tp = tp
         self.restarts = 0
         self._task: asyncio.Future[Any] | None = None
-        self._restart_requested = False
         # Hang under the agent in the service tree, so a crash can take the
         # app (and the worker) down.
         super().__init__(beacon=agent.beacon)
 
     @property
     def label(self) -> str:
+        if self.tp is not None:
+            return f"Actor {self.agent.name}[{self.tp.topic}/{self.tp.partition}]"
         return f"Actor {self.agent.name}[{self.index}]"
 
     async def on_start(self) -> None:
@@ -75,7 +68,7 @@ class Actor(Service):
 
     async def _supervise(self) -> None:
         agent = self.agent
-        strategy = agent.supervisor_class
+        supervision = agent.supervision
         backoff = 0.0
         while True:
             started = time.monotonic()
@@ -86,18 +79,15 @@ class Actor(Service):
                 raise
             except Exception as exc:
                 progressed = self.stream.events_total > 0
-                await agent._on_actor_error(self, exc)
-                if issubclass(strategy, CrashingSupervisor):
+                await agent.actor_failed(self, exc)
+                if supervision is Supervision.CRASH:
                     await self.crash(exc)
                     return
-                if issubclass(strategy, ForfeitOneForOneSupervisor):
+                if supervision.reaches_siblings:
+                    agent.add_future(agent.supervise_siblings(self, supervision))
+                if not supervision.restarts:
                     logger.warning("%s stopped after an error (forfeit).", self.label)
                     return
-                if issubclass(strategy, ForfeitOneForAllSupervisor):
-                    agent.add_future(agent._forfeit_all(self))
-                    return
-                if issubclass(strategy, OneForAllSupervisor):
-                    agent.add_future(agent._restart_siblings(self))
                 await self._fresh_stream()
                 if progressed or time.monotonic() - started > FAST_FAILURE:
                     backoff = 0.0
@@ -109,7 +99,7 @@ class Actor(Service):
 
     async def _fresh_stream(self) -> None:
         await self.stream.stop()
-        self.stream = self.agent._new_stream()
+        self.stream = self.agent.new_stream(self.tp)
         self.restarts += 1
         logger.info("%s restarted (%d restarts)", self.label, self.restarts)
 
@@ -118,7 +108,7 @@ class Actor(Service):
         result = agent.fun(self.stream)
         if isinstance(result, AsyncIterator):
             async for value in result:
-                await agent._on_yield(self, value)
+                await agent.actor_yielded(self, value)
         else:
             await result
 

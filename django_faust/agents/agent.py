@@ -1,7 +1,9 @@
 """Agents: async stream processors declared with ``@app.agent``.
 
 An agent owns one subscription to its channel and runs ``concurrency``
-actors over it (see ``actor.py`` for supervision). Values an agent ``yield``s go to its
+actors over it (see ``actor.py`` and ``supervision.py``), or, with
+``isolated_partitions=True``, one actor per assigned partition (see
+``partitions.py``). Values an agent ``yield``s go to its
 sinks (other agents, topics, channels or callables). Events that made the
 agent raise are sent to the dead-letter topic, never silently dropped.
 """
@@ -23,17 +25,19 @@ from typing import (
 )
 
 from mode import Service
-from mode.utils.imports import symbol_by_name
 
 from ..channels import Channel, Subscription
 from ..exceptions import ImproperlyConfigured
 from ..streams import Stream
 from .actor import Actor
+from .partitions import PartitionedSubscription
 from .replies import CORRELATION_ID, REPLY_TO, encode_reply, reply_target
+from .supervision import Supervision, supervision_for
 
 if TYPE_CHECKING:
     from ..app.base import App
-    from ..events import Event
+    from ..testing.agents import AgentTestWrapper
+    from ..types import TP
 
 __all__ = ["Agent"]
 
@@ -58,6 +62,7 @@ class Agent(Service):
         sink: Iterable[Any] | None = None,
         on_error: Callable[[Agent, BaseException], Any] | None = None,
         supervisor_strategy: type[Any] | str | None = None,
+        isolated_partitions: bool = False,
         help: str | None = None,
         **topic_options: Any,
     ) -> None:
@@ -69,8 +74,24 @@ class Agent(Service):
             raise ImproperlyConfigured(
                 f"Agent {name}: concurrency must be at least 1, got {concurrency}."
             )
+        if isolated_partitions and concurrency != 1:
+            raise ImproperlyConfigured(
+                f"Agent {name}: isolated_partitions=True runs one actor per "
+                f"partition; it cannot be combined with concurrency={concurrency}."
+            )
+        if (
+            isolated_partitions
+            and isinstance(channel, Channel)
+            and not channel.is_topic
+        ):
+            raise ImproperlyConfigured(
+                f"Agent {name}: isolated_partitions=True needs a topic; a local "
+                "channel has no partitions."
+            )
         self.fun = fun
         self.app = app
+        #: One actor per assigned partition, each reading only its partition.
+        self.isolated_partitions = isolated_partitions
         self.name = name
         self.concurrency = concurrency
         self.sinks: list[Any] = list(sink or [])
@@ -79,9 +100,16 @@ class Agent(Service):
         self._channel_arg = channel
         self._topic_options = topic_options
         self._channel: Channel | None = None
-        self._supervisor_arg = supervisor_strategy
+        self.supervisor_strategy = supervisor_strategy
+        self._supervision: Supervision | None = None
+        if supervisor_strategy is not None:
+            # Refuse an unknown strategy where it is written, not at start.
+            self._supervision = supervision_for(supervisor_strategy, agent=name)
         self._subscription: Subscription | None = None
         self.actors: list[Actor] = []
+        self._partitioned: PartitionedSubscription | None = None
+        self._partition_actors: dict[TP, Actor] = {}
+        self._retiring: set[Actor] = set()
         self.errors_total = 0
         super().__init__()
 
@@ -126,48 +154,133 @@ class Agent(Service):
     # -- lifecycle -----------------------------------------------------------
 
     @property
-    def supervisor_class(self) -> type[Any]:
-        """The mode supervisor strategy class that decides what a crash does."""
-        arg = self._supervisor_arg or self.app.conf.agent_supervisor
-        if isinstance(arg, str):
-            return symbol_by_name(arg)  # type: ignore[no-any-return]
-        return arg
+    def supervision(self) -> Supervision:
+        """What a crash of one of this agent's actors does (see ``supervision.py``).
+
+        The agent's own ``supervisor_strategy``, else the ``AGENT_SUPERVISOR``
+        setting.
+        """
+        if self._supervision is None:
+            self._supervision = supervision_for(
+                self.app.conf.agent_supervisor, agent=self.name
+            )
+        return self._supervision
 
     async def on_start(self) -> None:
+        self.supervision  # noqa: B018 -- an unknown AGENT_SUPERVISOR fails the start
         channel = self.channel
         if channel.is_topic:
             await channel.declare()  # type: ignore[attr-defined]
+        if self.isolated_partitions:
+            await self._start_isolated(channel)
+            return
         self._subscription = channel.subscribe()
         self.actors = [
-            Actor(self, self._new_stream(), i) for i in range(self.concurrency)
+            Actor(self, self.new_stream(), i) for i in range(self.concurrency)
         ]
         for actor in self.actors:
             await actor.start()
 
-    def _new_stream(self) -> Stream:
+    def new_stream(self, tp: TP | None = None) -> Stream:
+        """A stream for an actor (re)starting.
+
+        It reads the agent's subscription or, with ``isolated_partitions``,
+        the queue of partition ``tp``.
+        """
+        if tp is not None:
+            assert self._partitioned is not None
+            return Stream(
+                self.channel, subscription=self._partitioned.for_partition(tp)
+            )
         assert self._subscription is not None
         stream = Stream(self.channel, subscription=self._subscription)
         stream.concurrency = self.concurrency
         return stream
 
-    async def _forfeit_all(self, failed: Actor) -> None:
-        """ForfeitOneForAll: stop every other actor after its current event."""
-        logger.warning("%s: every actor stops after an error (forfeit).", self.label)
-        for actor in self.actors:
-            if actor is not failed:
-                await actor.drain(self.app.shutdown_timeout)
-                await actor.stop()
+    # -- isolated partitions: an actor per assigned partition ----------------------
 
-    async def _restart_siblings(self, failed: Actor) -> None:
-        """OneForAll: restart every other actor after its current event."""
-        for actor in self.actors:
-            if actor is not failed and not await actor.restart_after_event(
-                self.app.shutdown_timeout
-            ):
+    async def _start_isolated(self, channel: Channel) -> None:
+        # A local channel was refused in __init__: this is a topic.
+        sub = PartitionedSubscription(
+            channel, channel.buffer_size(), on_new_partition=self._partition_found
+        )
+        self._partitioned = self._subscription = sub
+        self.app.conductor.add(sub)
+        self.app.on_partitions_assigned.connect(self._on_partitions_assigned)
+        self.app.on_partitions_revoked.connect(self._on_partitions_revoked)
+        # Agents start before the consumer, so every assignment is signalled
+        # to us; events of a partition we were not told of still start its
+        # actor (`_partition_found`).
+
+    def _is_mine(self, tp: TP) -> bool:
+        return tp.topic in self.channel.topic_names
+
+    async def _start_partition(self, tp: TP) -> None:
+        if tp in self._partition_actors or self.should_stop:
+            return
+        actor = Actor(self, self.new_stream(tp), tp.partition, tp=tp)
+        self._partition_actors[tp] = actor
+        self.actors.append(actor)
+        await actor.start()
+
+    def _partition_found(self, tp: TP) -> None:
+        # Events of a partition before its assignment signal: start its
+        # actor now; it reads the queue the events are waiting in.
+        if tp not in self._partition_actors:
+            self.add_future(self._start_partition(tp))
+
+    # Receivers of the app's rebalance signals: ``(app, tps, signal=...)``.
+
+    async def _on_partitions_assigned(
+        self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any
+    ) -> None:
+        assigned: set[TP] = args[0]
+        for tp in sorted(assigned):
+            if self._is_mine(tp):
+                await self._start_partition(tp)
+
+    async def _on_partitions_revoked(
+        self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any
+    ) -> None:
+        revoked: set[TP] = args[0]
+        for tp in sorted(revoked):
+            actor = self._partition_actors.pop(tp, None)
+            if actor is not None:
+                self.actors.remove(actor)
+                self._retiring.add(actor)
+                # Not awaited: the rebalance does not wait for the event in
+                # hand (its offset was not committed; the new owner redoes it).
+                self.add_future(self._retire(actor))
+
+    async def _retire(self, actor: Actor) -> None:
+        try:
+            await actor.drain(self.app.shutdown_timeout)
+            await actor.stop()
+        finally:
+            self._retiring.discard(actor)
+
+    async def supervise_siblings(self, failed: Actor, supervision: Supervision) -> None:
+        """Restart or stop every actor but ``failed``, each after its event.
+
+        Called by an actor that raised, when its `Supervision` reaches the
+        whole agent (``OneForAllSupervisor``, ``ForfeitOneForAllSupervisor``).
+        """
+        timeout = self.app.shutdown_timeout
+        if supervision is Supervision.FORFEIT_ALL:
+            logger.warning(
+                "%s: every actor stops after an error (forfeit).", self.label
+            )
+        for actor in list(self.actors):  # a rebalance may change the list
+            if actor is failed:
+                continue
+            if supervision is Supervision.FORFEIT_ALL:
+                await actor.drain(timeout)
+                await actor.stop()
+            elif not await actor.restart_after_event(timeout):
                 logger.warning(
                     "%s was busy for %.0fs and was not restarted.",
                     actor.label,
-                    self.app.shutdown_timeout,
+                    timeout,
                 )
 
     async def drain(self, timeout: float) -> None:
@@ -182,15 +295,20 @@ class Agent(Service):
             )
 
     async def on_stop(self) -> None:
-        for actor in self.actors:
+        if self._partitioned is not None:
+            self.app.on_partitions_assigned.disconnect(self._on_partitions_assigned)
+            self.app.on_partitions_revoked.disconnect(self._on_partitions_revoked)
+        for actor in [*self.actors, *self._retiring]:
             await actor.stop()
+        self._partition_actors.clear()
         if self._subscription is not None:
             self.app.conductor.discard(self._subscription)
 
     # -- results and errors ----------------------------------------------------
 
-    async def _on_yield(self, actor: Actor, value: Any) -> None:
-        message = actor.stream._message
+    async def actor_yielded(self, actor: Actor, value: Any) -> None:
+        """Deliver a value an actor yielded: the RPC reply, then the sinks."""
+        message = actor.stream.current_message
         if message is not None and message.headers:
             target = reply_target(message.headers)
             if target is not None:
@@ -211,7 +329,8 @@ class Agent(Service):
                 if inspect.isawaitable(result):
                     await result
 
-    async def _on_actor_error(self, actor: Actor, exc: Exception) -> None:
+    async def actor_failed(self, actor: Actor, exc: Exception) -> None:
+        """An actor raised: dead-letter its event, count it, call ``on_error``."""
         self.errors_total += 1
         held = actor.stream.take_held()
         if held is not None:
@@ -347,75 +466,11 @@ class Agent(Service):
                 event = await agent.put({"id": 1})
                 assert agent.results[event.message.offset] == ...
         """
+        from ..testing.agents import AgentTestWrapper
+
         wrapper = AgentTestWrapper(self)
         await wrapper.start()
         try:
             yield wrapper
         finally:
             await wrapper.stop()
-
-
-class AgentTestWrapper:
-    """A copy of an agent reading an in-memory channel, for tests.
-
-    `put` sends a value and returns once the agent has finished processing it
-    (the event was acknowledged). Values the agent yields are collected in
-    `results`, keyed by the offset of the event being processed.
-    """
-
-    def __init__(self, agent: Agent) -> None:
-        self.original = agent
-        self.channel = agent.app.channel()
-        self.results: dict[int, Any] = {}
-        self.errors: list[BaseException] = []
-        self.agent = Agent(
-            agent.fun,
-            app=agent.app,
-            name=agent.name,
-            channel=self.channel,
-            concurrency=agent.concurrency,
-            sink=[self._collect, *agent.sinks],
-            on_error=self._on_error,
-            supervisor_strategy=agent._supervisor_arg,
-        )
-        self._last_event: Event | None = None
-
-    def _collect(self, value: Any) -> None:
-        from ..streams import current_event
-
-        event = current_event()
-        offset = event.message.offset if event is not None else len(self.results)
-        self.results[offset] = value
-
-    async def _on_error(self, agent: Agent, exc: BaseException) -> None:
-        self.errors.append(exc)
-        if self.original.on_error is not None:
-            result = self.original.on_error(self.original, exc)
-            if inspect.isawaitable(result):
-                await result
-
-    async def start(self) -> None:
-        await self.agent.start()
-
-    async def stop(self) -> None:
-        await self.agent.stop()
-
-    async def put(
-        self,
-        value: Any = None,
-        key: Any = None,
-        *,
-        headers: Any = None,
-        timeout: float = 10.0,
-    ) -> Event:
-        """Send one value and wait until the agent has processed it."""
-        from ..events import Batch, Event
-
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        message = self.channel._make_message(key, value, None, None, headers)
-        batch = Batch(None, [message], on_done=lambda b: done.set_result(None))
-        batch.retain(1)
-        await self.channel.subscribe().put(batch)
-        await asyncio.wait_for(asyncio.shield(done), timeout)
-        return Event(self.channel, key, value, message, batch)

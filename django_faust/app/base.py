@@ -13,11 +13,13 @@ committed.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import inspect
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import (
     TYPE_CHECKING,
+    AbstractSet,
     Any,
     AsyncIterable,
     Awaitable,
@@ -41,9 +43,13 @@ from ..streams import Stream
 from ..tables import GlobalTable, SetGlobalTable, SetTable, Table, TableManager
 from ..topics import Topic
 from ..transport import by_url
+from ..transport.base import ConsumerCallbacks
 from ..transport.conductor import Conductor
+from ..types import TP
+from .crontab import Crontab, want_timezone
 
 if TYPE_CHECKING:
+    from ..cli.base import AppCommand
     from ..tables.wrappers import WindowWrapper
     from ..transport.base import Consumer, Producer, Transport
     from ..types import RecordMetadata
@@ -53,15 +59,23 @@ __all__ = ["App", "CommandSpec", "TaskSpec"]
 
 logger = logging.getLogger(__name__)
 
+#: The longest single sleep of a crontab job before it looks at the clock again.
+CRONTAB_MAX_SLEEP = 60.0
+
 
 @dataclass
 class TaskSpec:
-    """A function the app runs once at start (`task`) or periodically (`timer`)."""
+    """A function the app runs once at start (`task`) or periodically.
+
+    Periodically means every ``interval`` seconds (`timer`) or on a cron
+    schedule (`crontab`).
+    """
 
     name: str
     fun: Callable[..., Awaitable[Any]]
     interval: float | None = None
     on_leader: bool = False
+    crontab: Crontab | None = None
 
 
 @dataclass
@@ -72,7 +86,8 @@ class CommandSpec:
     fun: Callable[..., Any]
     options: Sequence[Callable[[Any], Any]] = ()
     help: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: The class of ``self`` for a function taking it (`cli.base.AppCommand`).
+    base: type[AppCommand] | None = None
 
 
 def _takes_app(fun: Callable[..., Any]) -> bool:
@@ -103,6 +118,13 @@ class App(Service):
     on_partitions_assigned: Signal = Signal()
     #: Sent with the set of partitions revoked at each rebalance.
     on_partitions_revoked: Signal = Signal()
+    #: Sent when a rebalance begins, before any partition is revoked.
+    on_rebalance_start: Signal = Signal()
+    #: Sent when the group's new assignment arrived (revocation done),
+    #: before its tables are recovered.
+    on_rebalance_return: Signal = Signal()
+    #: Sent when the rebalance is over: tables recovered, events flow again.
+    on_rebalance_complete: Signal = Signal()
 
     mundane_level = "debug"
 
@@ -142,6 +164,9 @@ class App(Service):
             "on_worker_init",
             "on_partitions_assigned",
             "on_partitions_revoked",
+            "on_rebalance_start",
+            "on_rebalance_return",
+            "on_rebalance_complete",
         ):
             signal = getattr(type(self), name)
             setattr(self, name, signal.with_default_sender(self))
@@ -194,7 +219,7 @@ class App(Service):
     def transport(self) -> Transport:
         if self._transport is None:
             url = self.conf.broker_url
-            self._transport = by_url(url)(url, self)
+            self._transport = by_url(url)(url, self.conf)
         return self._transport
 
     @property
@@ -206,14 +231,51 @@ class App(Service):
     @property
     def consumer(self) -> Consumer:
         if self._consumer is None:
-            self._consumer = self.transport.create_consumer()
+            self._consumer = self.transport.create_consumer(self.consumer_callbacks())
         return self._consumer
+
+    def consumer_callbacks(self) -> ConsumerCallbacks:
+        """What the consumer does at commit and rebalance time, for this app.
+
+        The consumer never reaches into the app: these are its only ways in.
+        """
+        conductor = self.conductor
+        return ConsumerCallbacks(
+            topics=conductor.topic_names,
+            deliver=conductor.deliver,
+            passive=lambda: conductor.passive,
+            before_commit=self._before_commit,
+            after_commit=lambda offsets: self.monitor.on_commit(offsets),
+            on_revoking=conductor.revoke,
+            on_revoked=lambda tps: self.on_partitions_revoked.send(tps),
+            on_assigning=lambda tps, standbys: self.tables.on_partitions_assigned(
+                tps, standbys
+            ),
+            on_assigned=lambda tps: self.on_partitions_assigned.send(tps),
+            on_rebalance_start=lambda: self.on_rebalance_start.send(),
+            on_rebalance_return=lambda: self.on_rebalance_return.send(),
+            on_rebalance_complete=lambda: self.on_rebalance_complete.send(),
+            standby_topics=lambda: self.tables.standby_topics(),
+            copartitioned=getattr(self, "assignor_copartitioned_groups", None),
+        )
+
+    async def _before_commit(self) -> None:
+        """Make durable what acked events produced, before their offsets.
+
+        Table changes first (the changelog must hold them before the offsets
+        of the events that made them are committed), then whatever else is
+        still in the producer's buffer.
+        """
+        await self.tables.flush()
+        producer = self._producer
+        if producer is not None and producer.started:
+            await producer.flush()
 
     @property
     def conductor(self) -> Conductor:
         """Topic name -> subscriptions; ``"name" in app.conductor`` works."""
         if self._conductor is None:
-            self._conductor = Conductor(self)
+            self._conductor = Conductor(lambda: self._consumer)
         return self._conductor
 
     topics = conductor
@@ -262,6 +324,7 @@ class App(Service):
         supervisor_strategy: Any = None,
         sink: Iterable[Any] | None = None,
         on_error: Callable[[Agent, BaseException], Any] | None = None,
+        isolated_partitions: bool = False,
         help: str | None = None,
         **kwargs: Any,
     ) -> Callable[[Callable[..., Any]], Agent]:
@@ -269,7 +332,9 @@ class App(Service):
 
         Without ``channel``, the agent reads its own topic named
         ``<app_id>-<module>.<function>``; extra keyword arguments configure
-        that topic (``value_type=Order``, ``partitions=4``, ...).
+        that topic (``value_type=Order``, ``partitions=4``, ...). With
+        ``isolated_partitions=True`` it runs one actor per assigned
+        partition, each reading only that partition.
         """
 
         def _decorate(fun: Callable[..., Any]) -> Agent:
@@ -283,6 +348,7 @@ class App(Service):
                 sink=sink,
                 on_error=on_error,
                 supervisor_strategy=supervisor_strategy,
+                isolated_partitions=isolated_partitions,
                 help=help,
                 **kwargs,
             )
@@ -316,7 +382,7 @@ class App(Service):
         return _decorate(fun) if fun is not None else _decorate
 
     def timer(  # type: ignore[override]
-        self, interval: Seconds, *, on_leader: bool = False, name: str | None = None
+        self, interval: Seconds, on_leader: bool = False, *, name: str | None = None
     ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
         """Run an ``async def`` function every ``interval`` seconds.
 
@@ -339,6 +405,44 @@ class App(Service):
 
         return _decorate
 
+    def crontab(  # type: ignore[override]
+        self,
+        cron_format: str,
+        *,
+        timezone: datetime.tzinfo | str | None = None,
+        on_leader: bool = False,
+        name: str | None = None,
+    ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+        """Run an ``async def`` function on a cron schedule (``"0 9 * * mon-fri"``).
+
+        Times are wall-clock times in ``timezone`` (a tzinfo or a zone
+        name), by default the ``TIMEZONE`` setting (UTC unless set). With
+        ``on_leader=True`` the job runs only on the worker that leads the
+        consumer group. Listed with the timers (``app.timers``).
+        """
+        zone = (
+            None
+            if timezone is None
+            else want_timezone(timezone, what=f"@app.crontab({cron_format!r})")
+        )
+
+        def _decorate(
+            f: Callable[..., Awaitable[Any]],
+        ) -> Callable[..., Awaitable[Any]]:
+            self._check_async(f, "@app.crontab")
+            job_name = name or _qualname(f)
+            schedule = Crontab(
+                cron_format,
+                timezone=zone,
+                what=f"@app.crontab({cron_format!r}) on {job_name}",
+            )
+            self.timers[job_name] = TaskSpec(
+                job_name, f, on_leader=on_leader, crontab=schedule
+            )
+            return f
+
+        return _decorate
+
     def service(self, cls: Any) -> Any:
         """Start a `mode.Service` (class or instance) with the app."""
         key = (
@@ -352,19 +456,23 @@ class App(Service):
     def command(
         self,
         *options: Callable[[Any], Any],
+        base: type[AppCommand] | None = None,
         name: str | None = None,
         help: str | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Add a subcommand to ``manage.py faust``.
 
-        ``options`` are click decorators (``click.option("--n", type=int)``).
-        The function may be ``async``.
+        ``options`` are click decorators (``click.option("--n", type=int)``);
+        their values are passed as keyword arguments. The function may be
+        ``async``. If its first parameter is ``self`` it gets an `AppCommand`
+        (``self.app``, ``self.say(...)``), as in Faust; ``base`` is the
+        `AppCommand` subclass to use.
         """
 
         def _decorate(f: Callable[..., Any]) -> Callable[..., Any]:
             command_name = name or f.__name__.replace("_", "-")
             self.commands[command_name] = CommandSpec(
-                command_name, f, options, help or inspect.getdoc(f) or ""
+                command_name, f, options, help or inspect.getdoc(f) or "", base
             )
             return f
 
@@ -529,7 +637,8 @@ class App(Service):
         for spec in self.tasks.values():
             self._task_futures.append(asyncio.ensure_future(self._run_task(spec)))
         for spec in self.timers.values():
-            self._task_futures.append(asyncio.ensure_future(self._run_timer(spec)))
+            run = self._run_crontab if spec.crontab is not None else self._run_timer
+            self._task_futures.append(asyncio.ensure_future(run(spec)))
 
     async def start_client(self) -> None:
         """Start only what sending needs (no agents, no consumer)."""
@@ -572,6 +681,32 @@ class App(Service):
             except Exception:
                 logger.exception("Timer %s raised; it keeps running", spec.name)
 
+    async def _run_crontab(self, spec: TaskSpec) -> None:
+        schedule = spec.crontab
+        assert schedule is not None
+        zone = self.conf.timezone
+        fire_at = schedule.next_run(schedule.clock(), zone).timestamp()
+        while not self.should_stop:
+            delay = fire_at - schedule.clock()
+            if delay > 0:
+                # In short steps, so a wall-clock jump (NTP, a suspended
+                # machine) delays a run by at most one step.
+                await self.sleep(min(delay, CRONTAB_MAX_SLEEP))
+                continue
+            if not spec.on_leader or self.is_leader():
+                try:
+                    await self._call(spec)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception(
+                        "Crontab job %s raised; it keeps running", spec.name
+                    )
+            # Strictly after this run, even if the clock is behind it: never
+            # twice for one scheduled time; runs missed while busy are skipped.
+            after = max(schedule.clock(), fire_at)
+            fire_at = schedule.next_run(after, zone).timestamp()
+
     async def on_stop(self) -> None:
         """Finish in-flight work and commit before the services stop."""
         futures, self._task_futures = self._task_futures, []
@@ -598,6 +733,41 @@ class App(Service):
                 await consumer.commit()
             except Exception as exc:
                 logger.error("Final commit failed: %r", exc, exc_info=exc)
+
+    async def commit(self, topics: AbstractSet[str | TP] | None) -> bool:
+        """Commit the acked offsets of these topics or partitions now.
+
+        ``topics`` is a set of topic names (every assigned partition of
+        each) and `TP` s; ``None`` commits every assigned partition. As the
+        periodic commit does, only offsets whose earlier events are all
+        acknowledged are committed, after tables and the producer are
+        flushed. Returns whether anything was committed (False on a process
+        that does not consume, or when nothing new was acked).
+        """
+        if isinstance(topics, (str, TP)):
+            raise TypeError(
+                f"app.commit() takes a set of topic names and TPs, got {topics!r}; "
+                f"write app.commit({{{topics!r}}})."
+            )
+        names: set[str] = set()
+        tps: set[TP] = set()
+        for item in topics or ():
+            if isinstance(item, TP):
+                tps.add(item)
+            elif isinstance(item, str):
+                names.add(item)
+            else:
+                raise TypeError(
+                    "app.commit() takes topic names and TPs; "
+                    f"got {item!r} ({type(item).__name__})."
+                )
+        consumer = self._consumer
+        if consumer is None or not consumer.started:
+            return False
+        if topics is None:
+            return await consumer.commit()
+        tps.update(tp for tp in consumer.trackers if tp.topic in names)
+        return await consumer.commit(tps)
 
     def is_running(self) -> bool:
         return self.started and not self.should_stop

@@ -2,7 +2,8 @@
 
 Built-in commands live in sibling modules; commands declared with
 ``@app.command`` are added when the group is asked for them, so they appear
-in ``--help`` like the built-in ones.
+in ``--help`` like the built-in ones. A command function whose first
+parameter is ``self`` is called with an `AppCommand`, as in Faust.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+import sys
+from typing import TYPE_CHECKING, Any, Iterable, NoReturn, Sequence
 
 import click
 
@@ -42,11 +44,68 @@ class FaustGroup(click.Group):
         return app_command(spec)
 
 
+class AppCommand:
+    """What an ``@app.command`` function gets as ``self``.
+
+    ::
+
+        @app.command(click.option("--name", default="world"))
+        async def hello(self, name):
+            self.say(f"hello {name} from {self.app.conf.id}")
+
+    Subclass it and pass ``base=`` to ``@app.command`` to add helpers of
+    your own.
+    """
+
+    def __init__(self, app: App, ctx: click.Context | None = None) -> None:
+        #: The project's App (not started: start it if the command needs it).
+        self.app = app
+        #: The click context of this run (``ctx.params`` holds the options).
+        self.ctx = ctx
+
+    def say(self, message: Any = "", *, err: bool = False) -> None:
+        """Print a line to standard output (``err=True``: standard error)."""
+        click.echo(message, err=err)
+
+    def carp(self, message: Any) -> None:
+        """Print a line to standard error."""
+        click.echo(message, err=True)
+
+    def abort(self, message: str, *, status: int = 1) -> NoReturn:
+        """Print ``message`` to standard error and exit with ``status``."""
+        click.echo(message, err=True)
+        sys.exit(status)
+
+    def table(
+        self,
+        headers: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        *,
+        as_json: bool = False,
+    ) -> None:
+        """Print rows as an aligned table (or JSON), as the built-in commands do."""
+        print_table(headers, rows, as_json=as_json)
+
+
+def takes_self(fun: Any) -> bool:
+    """Whether a command function's first parameter is ``self`` (Faust style)."""
+    try:
+        params = list(inspect.signature(fun).parameters)
+    except (TypeError, ValueError):
+        return False
+    return bool(params) and params[0] == "self"
+
+
 def app_command(spec: CommandSpec) -> click.Command:
     """Turn an ``@app.command`` function into a click command."""
+    with_self = takes_self(spec.fun)
 
     def callback(**kwargs: Any) -> Any:
-        result = spec.fun(**kwargs)
+        if with_self:
+            command = (spec.base or AppCommand)(get_app(), click.get_current_context())
+            result = spec.fun(command, **kwargs)
+        else:
+            result = spec.fun(**kwargs)
         if inspect.isawaitable(result):
             return asyncio.run(_await(result))
         return result

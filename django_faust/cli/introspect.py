@@ -22,7 +22,7 @@ def agents(as_json: bool) -> None:
                 "@" + agent.shortlabel,
                 name,
                 source,
-                agent.concurrency,
+                "per partition" if agent.isolated_partitions else agent.concurrency,
                 first_line[0] if first_line else "",
             ]
         )

@@ -18,7 +18,7 @@ except ``namespace`` and ``abstract``):
     ``"module.QualName"``.
 ``validation``
     Check and coerce values against the annotations when constructing and
-    decoding, raising `ValidationError`. Off by default: it costs time.
+    decoding, raising `RecordValidationError`. Off by default: it costs time.
 ``include_metadata``
     Add ``{"__faust": {"ns": namespace}}`` to the serialized form, which is
     what lets consumers without a declared value type rebuild the record.
@@ -57,7 +57,7 @@ import typing
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from django_faust.exceptions import ImproperlyConfigured, ValidationError
+from django_faust.exceptions import ImproperlyConfigured, RecordValidationError
 from django_faust.models import codegen
 from django_faust.models.converters import (
     decoder_for,
@@ -92,13 +92,13 @@ _reserved: frozenset[str] = frozenset()
 
 
 def _invalid(model: type, field: str, value: Any, exc: BaseException) -> Exception:
-    return ValidationError(
+    return RecordValidationError(
         f"{model.__name__}.{field}: {exc}", field=field, model=model, value=value
     )
 
 
 def _missing(model: type, field: str) -> Exception:
-    return ValidationError(
+    return RecordValidationError(
         f"{model.__name__}: missing required field {field!r}",
         field=field,
         model=model,
@@ -336,7 +336,7 @@ class Record(metaclass=RecordMeta):
         Nested records, containers of records, dates and decimals are
         converted back from their JSON shapes whatever the ``validation``
         option; unknown keys are ignored. A missing required field or a
-        value that cannot be converted raises `ValidationError`.
+        value that cannot be converted raises `RecordValidationError`.
         """
         raise TypeError("Record is an abstract record")  # replaced per class
 
@@ -369,7 +369,7 @@ class Record(metaclass=RecordMeta):
         obj = codecs.get_codec(codec).loads(data)
         return decode_model_payload(obj, cls)  # type: ignore[no-any-return]
 
-    def validate(self) -> list[ValidationError]:
+    def validate(self) -> list[RecordValidationError]:
         """Check every field against its annotation; return the errors found.
 
         Works whatever the ``validation`` option, and does not change the
@@ -377,7 +377,7 @@ class Record(metaclass=RecordMeta):
         """
         cls = type(self)
         cls._prepare()
-        errors: list[ValidationError] = []
+        errors: list[RecordValidationError] = []
         values = self.__dict__
         for name, validator in cls._options.validators.items():
             value = values.get(name, MISSING)
@@ -385,7 +385,7 @@ class Record(metaclass=RecordMeta):
                 validator(value)
             except Exception as exc:
                 error = _invalid(cls, name, value, exc)
-                assert isinstance(error, ValidationError)
+                assert isinstance(error, RecordValidationError)
                 errors.append(error)
         return errors
 

@@ -43,7 +43,7 @@ from django_faust.exceptions import (
     DecodeError,
     EncodeError,
     KeyDecodeError,
-    ValidationError,
+    RecordValidationError,
     ValueDecodeError,
 )
 from django_faust.models import METADATA_KEY, Record
@@ -199,7 +199,7 @@ def _make_decoder(
     def fail(data: Any, exc: Exception) -> DecodeError:
         return error(
             f"{context}: {exc}; payload: {_preview(data)}",
-            field=exc.field if isinstance(exc, ValidationError) else None,
+            field=exc.field if isinstance(exc, RecordValidationError) else None,
         )
 
     if codec is None:

@@ -19,8 +19,8 @@ __all__ = ["DRIVERS", "by_url"]
 #: URL scheme -> driver class (a dotted path, imported on first use).
 DRIVERS: dict[str, str] = {
     "memory": "django_faust.transport.memory:MemoryTransport",
-    "kafka": "django_faust.transport.aiokafka:AIOKafkaTransport",
-    "aiokafka": "django_faust.transport.aiokafka:AIOKafkaTransport",
+    "kafka": "django_faust.transport.kafka:AIOKafkaTransport",
+    "aiokafka": "django_faust.transport.kafka:AIOKafkaTransport",
 }
 
 

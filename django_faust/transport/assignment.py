@@ -1,6 +1,6 @@
 """Who gets which partition: the assignment both transports use.
 
-Pure functions, so the Kafka group protocol (`transport/aiokafka.py`) and the
+Pure functions, so the Kafka group protocol (`transport/kafka/assignor.py`) and the
 memory broker (`transport/memory.py`) assign alike and can be tested without
 a broker.
 

@@ -3,8 +3,13 @@
 A driver implements a handful of primitives (fetch many, commit offsets,
 subscribe, pause/resume, send, create a topic). Everything that decides
 *correctness* lives here, once, for every driver: turning fetches into
-tracked batches, committing only acknowledged offsets (after flushing what
-the producer holds), and handling revocation and assignment.
+tracked batches, committing only acknowledged offsets (after the app has
+flushed what it holds), and handling revocation and assignment.
+
+The transport never reaches into the app. It reads the app's `Settings`
+(the one ``conf`` object the App hands to `Transport`, read-only), and the
+consumer does what the app needs at commit and rebalance time through the
+`ConsumerCallbacks` the App builds for it (``App.consumer_callbacks()``).
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
 
 from mode import Service
 
@@ -21,11 +28,79 @@ from ..types import TP, MessageT, RecordMetadata
 from .acks import PartitionTracker
 
 if TYPE_CHECKING:
-    from ..app.base import App
+    from ..conf import Settings
 
-__all__ = ["Consumer", "PartitionReader", "Producer", "Transport"]
+__all__ = [
+    "Consumer",
+    "ConsumerCallbacks",
+    "PartitionReader",
+    "Producer",
+    "Transport",
+]
 
 logger = logging.getLogger(__name__)
+
+
+async def _nothing(*args: Any) -> None:
+    """The default of an optional async callback: nothing to do."""
+
+
+def _no_standbys() -> tuple[Collection[str], int]:
+    return (), 0
+
+
+@dataclass(frozen=True)
+class ConsumerCallbacks:
+    """What the consumer asks of the app, and tells it, at its moments.
+
+    The App builds one (``App.consumer_callbacks()``) and hands it to
+    `Transport.create_consumer`; a consumer never touches the app itself.
+    Only ``topics`` and ``deliver`` are required: a consumer without tables,
+    signals or a monitor (a test's) leaves the rest at their defaults, which
+    do nothing.
+
+    One rebalance calls, in order: ``on_rebalance_start``, ``on_revoking``
+    and ``on_revoked`` (when something was held), ``on_rebalance_return``,
+    ``on_assigning``, ``on_assigned``, ``on_rebalance_complete``. Every
+    commit calls ``before_commit``, then commits, then ``after_commit``.
+    """
+
+    #: The topics the consumer group must subscribe to (read at start; the
+    #: app calls `Consumer.subscribe` itself when they change).
+    topics: Callable[[], Iterable[str]]
+    #: Hand a fetched batch (already tracked for acks) to its readers.
+    deliver: Callable[[Batch], None]
+    #: Topics subscribed for their assignment only (table changelogs): kept
+    #: paused and never tracked.
+    passive: Callable[[], Collection[str]] = frozenset
+    #: Before offsets are committed: make durable what the acked events
+    #: produced (tables' changelogs, then the producer's buffer).
+    before_commit: Callable[[], Awaitable[None]] = _nothing
+    #: After a commit, with the offsets just committed.
+    after_commit: Callable[[Mapping[TP, int]], None] = lambda offsets: None
+    #: Partitions being revoked, before their last commit: stop handing out
+    #: their buffered events.
+    on_revoking: Callable[[set[TP]], object] = lambda revoked: None
+    #: Partitions revoked, committed and forgotten.
+    on_revoked: Callable[[set[TP]], Awaitable[Any]] = _nothing
+    #: A new assignment (active partitions, standby copies), before a
+    #: single event of it is handed out: recover tables here.
+    on_assigning: Callable[[set[TP], set[TP]], Awaitable[Any]] = _nothing
+    #: The new assignment is taken on (partitions tracked, tables recovered).
+    on_assigned: Callable[[set[TP]], Awaitable[Any]] = _nothing
+    #: A rebalance began: partitions are about to be revoked.
+    on_rebalance_start: Callable[[], Awaitable[Any]] = _nothing
+    #: The group's new assignment arrived and the revocation is done; the
+    #: assignment's recovery is next.
+    on_rebalance_return: Callable[[], Awaitable[Any]] = _nothing
+    #: The rebalance is over: recovered, and events flow again.
+    on_rebalance_complete: Callable[[], Awaitable[Any]] = _nothing
+    #: For the assignor: the changelog topics that get standby copies, and
+    #: how many copies of each partition.
+    standby_topics: Callable[[], tuple[Collection[str], int]] = _no_standbys
+    #: For the assignor: groups of topics to co-partition (None: topics of
+    #: equal partition count are kept together).
+    copartitioned: Callable[[], Iterable[Collection[str]] | None] | None = None
 
 
 class Producer(Service, abc.ABC):
@@ -35,7 +110,7 @@ class Producer(Service, abc.ABC):
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
-        self.app = transport.app
+        self.conf = transport.conf
         super().__init__()
 
     @abc.abstractmethod
@@ -97,14 +172,18 @@ class Consumer(Service, abc.ABC):
     """Fetches batches, hands them to the conductor, and commits acked offsets.
 
     Drivers call `on_partitions_revoked` and `on_partitions_assigned` from
-    their rebalance hooks, and implement the abstract primitives.
+    their rebalance hooks, and implement the abstract primitives. What the
+    app must do at those moments comes in ``callbacks``.
     """
 
     mundane_level = "debug"
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, callbacks: ConsumerCallbacks) -> None:
         self.transport = transport
-        self.app = transport.app
+        self.conf = transport.conf
+        self.callbacks = callbacks
+        #: True from the start of a rebalance until its assignment is taken.
+        self.rebalancing = False
         self.trackers: dict[TP, PartitionTracker] = {}
         self._fetching = asyncio.Event()
         self._fetching.set()
@@ -158,11 +237,11 @@ class Consumer(Service, abc.ABC):
     # -- lifecycle ------------------------------------------------------------
 
     async def on_start(self) -> None:
-        await self.subscribe(self.app.conductor.topic_names())
+        await self.subscribe(self.callbacks.topics())
 
     @Service.task
     async def _fetcher(self) -> None:
-        conductor = self.app.conductor
+        deliver = self.callbacks.deliver
         trackers = self.trackers
         while not self.should_stop:
             if not self._fetching.is_set():
@@ -185,11 +264,11 @@ class Consumer(Service, abc.ABC):
                 batch = Batch(tp, messages)
                 tracker.add(batch)
                 self.messages_received += len(messages)
-                conductor.deliver(batch)
+                deliver(batch)
 
     @Service.task
     async def _committer(self) -> None:
-        interval = self.app.conf.commit_interval
+        interval = self.conf.commit_interval
         while not self.should_stop:
             await self.sleep(interval)
             if self.should_stop:
@@ -225,36 +304,44 @@ class Consumer(Service, abc.ABC):
     async def commit(self, tps: Iterable[TP] | None = None) -> bool:
         """Commit every offset whose earlier events are all acknowledged.
 
-        The producer is flushed first: anything the processed events sent
+        ``callbacks.before_commit`` runs first (the app flushes tables'
+        changelogs and the producer): anything the processed events sent
         (results, repartitioned events, changelog records) reaches the broker
-        before the offsets that produced it are committed.
+        before the offsets that produced it are committed. Returns whether
+        anything was committed.
         """
         async with self._commit_lock:
             offsets = self.committable(tps)
             if not offsets:
                 return False
-            # Table changes first: the changelog must hold them before the
-            # offsets of the events that made them are committed.
-            await self.app.tables.flush()
-            producer = self.app._producer
-            if producer is not None and producer.started:
-                await producer.flush()
+            await self.callbacks.before_commit()
             await self._commit_offsets(offsets)
             for tp, offset in offsets.items():
                 tracker = self.trackers.get(tp)
                 if tracker is not None:
                     tracker.committed = offset
             self.commits += 1
-            self.app.monitor.on_commit(offsets)
+            self.callbacks.after_commit(offsets)
             return True
 
     # -- rebalancing --------------------------------------------------------------
 
+    async def rebalance_started(self) -> None:
+        """A rebalance began (drivers call it; idempotent until it ends).
+
+        `on_partitions_revoked` calls it, so a driver needs to only where a
+        rebalance starts without a revocation step.
+        """
+        if not self.rebalancing:
+            self.rebalancing = True
+            await self.callbacks.on_rebalance_start()
+
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         """Give up partitions: stop handing their events out, commit, forget."""
+        await self.rebalance_started()
         if not revoked:
             return
-        self.app.conductor.revoke(revoked)
+        self.callbacks.on_revoking(revoked)
         try:
             await self.commit(revoked)
         except Exception as exc:
@@ -265,28 +352,35 @@ class Consumer(Service, abc.ABC):
             tracker = self.trackers.pop(tp, None)
             if tracker is not None:
                 tracker.revoke()
-        await self.app.on_partitions_revoked.send(revoked)
+        await self.callbacks.on_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TP]) -> None:
         """Take on partitions, resuming from their committed offsets.
 
-        Tables are recovered here, before the fetch loop hands out a single
-        event of the new assignment.
+        Tables are recovered here (``callbacks.on_assigning``), before the
+        fetch loop hands out a single event of the new assignment.
         """
-        passive = self.app.conductor.passive
-        changelogs = [tp for tp in assigned if tp.topic in passive]
-        if changelogs:
-            self.pause(*changelogs)
-        await self.app.tables.on_partitions_assigned(
-            assigned, self.standby_assignment()
-        )
-        for tp in assigned:
-            if tp.topic in passive:
-                continue
-            if tp not in self.trackers:
-                self.trackers[tp] = PartitionTracker(tp, await self.committed(tp))
-        self.assigned.set()
-        await self.app.on_partitions_assigned.send(assigned)
+        await self.rebalance_started()
+        callbacks = self.callbacks
+        try:
+            await callbacks.on_rebalance_return()
+            passive = callbacks.passive()
+            changelogs = [tp for tp in assigned if tp.topic in passive]
+            if changelogs:
+                self.pause(*changelogs)
+            await callbacks.on_assigning(assigned, self.standby_assignment())
+            for tp in assigned:
+                if tp.topic in passive:
+                    continue
+                if tp not in self.trackers:
+                    self.trackers[tp] = PartitionTracker(tp, await self.committed(tp))
+            self.assigned.set()
+            await callbacks.on_assigned(assigned)
+        finally:
+            # A failed assignment ends the rebalance too: the next one starts
+            # afresh (and says so).
+            self.rebalancing = False
+        await callbacks.on_rebalance_complete()
 
 
 class PartitionReader(abc.ABC):
@@ -321,17 +415,21 @@ class PartitionReader(abc.ABC):
 
 
 class Transport(abc.ABC):
-    """A broker driver: builds the consumer and producer for an app."""
+    """A broker driver: builds the consumer and producer for an app.
+
+    It is given the app's settings, never the app: ``conf`` is read (client
+    options, timeouts, the group id), not changed.
+    """
 
     driver_name = "base"
     default_port: int | None = None
 
-    def __init__(self, url: str, app: App) -> None:
+    def __init__(self, url: str, conf: Settings) -> None:
         self.url = url
-        self.app = app
+        self.conf = conf
 
     @abc.abstractmethod
-    def create_consumer(self) -> Consumer: ...
+    def create_consumer(self, callbacks: ConsumerCallbacks) -> Consumer: ...
 
     @abc.abstractmethod
     def create_producer(self) -> Producer: ...

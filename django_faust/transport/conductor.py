@@ -3,6 +3,9 @@
 It also owns the set of topic names the consumer must subscribe to: a
 subscription added after the consumer started (``group_by`` inside a running
 agent, say) changes the consumer's subscription in the background.
+
+Like the consumer, it does not reach into the app: the App gives it a way
+to find the consumer (which is built later, and again after a reconfigure).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from mode import Service
 
@@ -19,7 +22,7 @@ from ..events import Batch
 from ..types import TP
 
 if TYPE_CHECKING:
-    from ..app.base import App
+    from .base import Consumer
 
 __all__ = ["Conductor"]
 
@@ -31,8 +34,9 @@ class Conductor(Service):
 
     mundane_level = "debug"
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, consumer: Callable[[], Consumer | None]) -> None:
+        #: The app's consumer, if it was built (None in a client-only app).
+        self.consumer = consumer
         self._subscriptions: dict[str, list[Subscription]] = defaultdict(list)
         self._changed = asyncio.Event()
         self._paused: dict[Subscription, set[TP]] = {}
@@ -81,7 +85,7 @@ class Conductor(Service):
         while not self.should_stop:
             await self._changed.wait()
             self._changed.clear()
-            consumer = self.app._consumer
+            consumer = self.consumer()
             if consumer is not None and consumer.started and not consumer.should_stop:
                 await consumer.subscribe(self.topic_names())
 
@@ -109,15 +113,24 @@ class Conductor(Service):
         paused = self._paused.setdefault(sub, set())
         if tp not in paused:
             paused.add(tp)
-            consumer = self.app._consumer
+            consumer = self.consumer()
             if consumer is not None:
                 consumer.pause(tp)
 
-    def _on_drained(self, sub: Subscription) -> None:
-        paused = self._paused.pop(sub, None)
+    def _on_drained(self, sub: Subscription, tps: Iterable[TP] | None = None) -> None:
+        """Resume what was paused for ``sub`` (only ``tps`` of it, if given)."""
+        paused = self._paused.get(sub)
         if not paused:
             return
-        consumer = self.app._consumer
+        if tps is None:
+            del self._paused[sub]
+        else:
+            paused, rest = paused & set(tps), paused - set(tps)
+            if rest:
+                self._paused[sub] = rest
+            else:
+                del self._paused[sub]
+        consumer = self.consumer()
         if consumer is None:
             return
         still_paused = set()

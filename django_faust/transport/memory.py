@@ -18,15 +18,14 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from aiokafka.partitioner import murmur2
-
 from ..exceptions import ImproperlyConfigured
 from ..types import TP, Message, MessageT, RecordMetadata
 from .assignment import assign_partitions, assign_standbys, by_topic
-from .base import Consumer, PartitionReader, Producer, Transport
+from .base import Consumer, ConsumerCallbacks, PartitionReader, Producer, Transport
+from .kafka.compat import murmur2
 
 if TYPE_CHECKING:
-    from ..app.base import App
+    from ..conf import Settings
 
 __all__ = ["MemoryBroker", "MemoryTransport", "get_broker", "reset_brokers"]
 
@@ -189,7 +188,8 @@ class MemoryBroker:
         active = assign_partitions(subscriptions, counts, previous=owned, warm=warm)
         standbys: dict[str, dict[str, list[int]]] = {mid: {} for mid in ids}
         if members:
-            topics, replicas = members[0].app.tables.standby_topics()
+            # The first member decides, as a Kafka group's leader does.
+            topics, replicas = members[0].callbacks.standby_topics()
             standbys = assign_standbys(active, topics, replicas, warm=warm)
         for mid, member in ids.items():
             member._set_assignment(
@@ -202,10 +202,12 @@ class MemoryBroker:
 class MemoryConsumer(Consumer):
     """A group member reading from a `MemoryBroker`."""
 
-    def __init__(self, transport: MemoryTransport) -> None:
-        super().__init__(transport)
+    def __init__(
+        self, transport: MemoryTransport, callbacks: ConsumerCallbacks
+    ) -> None:
+        super().__init__(transport, callbacks)
         self.broker = transport.broker
-        self.group_id = self.app.conf.id
+        self.group_id = self.conf.id
         self.topics: set[str] = set()
         self._assignment: set[TP] = set()
         self._target: set[TP] | None = None
@@ -220,7 +222,7 @@ class MemoryConsumer(Consumer):
         self.topics = set(topics)
         for topic in self.topics:
             if topic not in self.broker.logs:
-                self.broker.create_topic(topic, self.app.conf.topic_partitions)
+                self.broker.create_topic(topic, self.conf.topic_partitions)
         # The group rebalances now; like Kafka's poll(), this member applies
         # its new assignment inside the fetch loop, never concurrently with it.
         self.broker.join(self)
@@ -244,7 +246,7 @@ class MemoryConsumer(Consumer):
         for tp in target:
             committed = self.broker.committed.get((self.group_id, tp))
             if committed is None:
-                if self.app.conf.consumer_auto_offset_reset == "latest":
+                if self.conf.consumer_auto_offset_reset == "latest":
                     committed = self.broker.end_offset(tp)
                 else:
                     committed = 0
@@ -257,7 +259,7 @@ class MemoryConsumer(Consumer):
 
     async def getmany(self, timeout: float) -> Mapping[TP, Sequence[Message]]:
         await self._maybe_rebalance()
-        max_records = self.app.conf.broker_max_poll_records or 500
+        max_records = self.conf.broker_max_poll_records or 500
         records = self._read(max_records)
         if not records:
             await self.broker.wait_for_data(timeout)
@@ -441,13 +443,13 @@ class MemoryTransport(Transport):
 
     driver_name = "memory"
 
-    def __init__(self, url: str, app: App) -> None:
-        super().__init__(url, app)
+    def __init__(self, url: str, conf: Settings) -> None:
+        super().__init__(url, conf)
         self.broker = get_broker(url)
-        self.broker.default_partitions = app.conf.topic_partitions
+        self.broker.default_partitions = conf.topic_partitions
 
-    def create_consumer(self) -> MemoryConsumer:
-        return MemoryConsumer(self)
+    def create_consumer(self, callbacks: ConsumerCallbacks) -> MemoryConsumer:
+        return MemoryConsumer(self, callbacks)
 
     def create_producer(self) -> MemoryProducer:
         return MemoryProducer(self)

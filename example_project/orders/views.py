@@ -13,7 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from django_faust import app
-from django_faust.exceptions import ValidationError
+from django_faust.exceptions import RecordValidationError
 
 from .agents import orders_topic
 from .records import Order
@@ -33,8 +33,8 @@ async def place_order(request: HttpRequest) -> JsonResponse:
     try:
         data = json.loads(request.body or b"{}")
         order = Order.from_data(data)
-    except (ValueError, TypeError) as exc:  # ValidationError is a ValueError
-        status = 422 if isinstance(exc, ValidationError) else 400
+    except (ValueError, TypeError) as exc:  # RecordValidationError is a ValueError
+        status = 422 if isinstance(exc, RecordValidationError) else 400
         return JsonResponse({"error": str(exc)}, status=status)
     # Returns as soon as the producer has accepted the order; awaiting the
     # future it gives waits until the broker has stored it.

@@ -246,3 +246,84 @@ def test_reset_of_memory_tables_says_there_is_nothing_on_disk():
     assert result.returncode == 0, result.stderr
     assert "keep their data in memory only" in result.stdout
     assert "order-counts, order-totals" in result.stdout
+
+
+def small_project(tmp_path: Path, agents_py: str) -> Path:
+    """A one-app Django project in ``tmp_path`` with ``agents_py`` as its agents."""
+    (tmp_path / "manage.py").write_text(
+        "import os, sys\n"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'settings')\n"
+        "from django.core.management import execute_from_command_line\n"
+        "execute_from_command_line(sys.argv)\n"
+    )
+    (tmp_path / "settings.py").write_text(
+        "SECRET_KEY = 'tests-only'\n"
+        "USE_TZ = True\n"
+        "INSTALLED_APPS = ['django_faust', 'jobs']\n"
+        "DATABASES = {}\n"
+        "FAUST = {'APP_ID': 'small', 'WEB_ENABLED': False}\n"
+    )
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "__init__.py").write_text("")
+    (tmp_path / "jobs" / "agents.py").write_text(agents_py)
+    return tmp_path
+
+
+def test_faust_style_command_with_self_runs(tmp_path):
+    project = small_project(
+        tmp_path,
+        "import click\n"
+        "from django_faust import app\n\n"
+        "@app.command(click.option('--name', default='world'))\n"
+        "async def hello(self, name):\n"
+        '    """Greet someone."""\n'
+        "    self.say(f'hello {name} from {self.app.conf.id}')\n",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "faust", "hello", "--name", "ann"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=user_env(PYTHONPATH=str(project)),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello ann from small\n"
+
+
+def test_crontab_job_runs_in_the_worker(tmp_path):
+    """Every minute, as a user writes it; waits for the next minute (<= 60s)."""
+    out = tmp_path / "ran.txt"
+    project = small_project(
+        tmp_path,
+        "import time\n"
+        "from django_faust import app\n\n"
+        "@app.crontab('* * * * *')\n"
+        "async def every_minute():\n"
+        f"    with open({str(out)!r}, 'a') as f:\n"
+        "        f.write(f'{time.time()}\\n')\n",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "faust", "worker", "-l", "info"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=user_env(PYTHONPATH=str(project)),
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not out.exists() and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[0]
+            time.sleep(0.2)
+        assert out.exists(), "the crontab job did not run within 90s"
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "timers     1" in output
+    (ran_at,) = (float(line) for line in out.read_text().split())
+    # It ran on a minute boundary (within the time to schedule it).
+    assert ran_at % 60 < 5

@@ -22,7 +22,7 @@ from aiokafka.structs import TopicPartition
 
 from django_faust.testing import make_app, running
 from django_faust.testing.broker import TestBroker
-from django_faust.transport import aiokafka as driver
+from django_faust.transport import kafka as driver
 from django_faust.types import TP
 
 pytestmark = pytest.mark.broker
@@ -281,7 +281,9 @@ async def test_send_soon_failure_is_logged_with_the_topic(
     assert isinstance(producer, driver.AIOKafkaProducer)
     try:
         await producer.create_topic(name, partitions=1, replication=1)
-        with caplog.at_level(logging.ERROR, logger="django_faust.transport.aiokafka"):
+        with caplog.at_level(
+            logging.ERROR, logger="django_faust.transport.kafka.producer"
+        ):
             failing = producer.send_soon(name, None, b"x" * 10_000)
             fine = producer.send_soon(name, None, b"small")
             await producer.flush()
@@ -333,3 +335,146 @@ async def test_create_topic_with_config_and_no_alteration(
     assert configs["cleanup.policy"] == "compact"
     assert configs["retention.ms"] == "60000"
     assert name in topics
+
+
+def _rounds(seen: list[str]) -> list[list[str]]:
+    """The signals seen, one list per rebalance (each begins with "start")."""
+    rounds: list[list[str]] = []
+    for name in seen:
+        if name == "start" or not rounds:
+            rounds.append([])
+        rounds[-1].append(name)
+    return rounds
+
+
+async def test_rebalance_signals_and_app_commit(kafka_broker: TestBroker) -> None:
+    app_id = unique("signals")
+    one = kafka_app(kafka_broker, id=app_id, web_port=7011, commit_interval=1000.0)
+    two = kafka_app(kafka_broker, id=app_id, web_port=7012)
+    name = unique("jobs")
+    for app in (one, two):
+        topic = app.topic(name, partitions=2, value_type=int)
+
+        @app.agent(topic, name="worker")
+        async def worker(stream: Any) -> None:
+            async for _ in stream:
+                pass
+
+    seen: list[str] = []
+
+    @one.on_rebalance_start.connect
+    async def on_rebalance_start(sender: Any, **kwargs: Any) -> None:
+        seen.append("start")
+
+    @one.on_partitions_revoked.connect
+    async def on_partitions_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        if revoked:
+            seen.append("revoked")
+
+    @one.on_rebalance_return.connect
+    async def on_rebalance_return(sender: Any, **kwargs: Any) -> None:
+        seen.append("return")
+
+    @one.on_partitions_assigned.connect
+    async def on_partitions_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        seen.append("assigned")
+
+    @one.on_rebalance_complete.connect
+    async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
+        assert sender is one
+        seen.append("complete")
+
+    tps = [TP(name, 0), TP(name, 1)]
+    async with running(one):
+        await wait_for(
+            lambda: one.consumer.assignment() == set(tps) and seen[-1:] == ["complete"],
+            what="first assignment",
+        )
+        for steps in _rounds(seen):
+            assert steps == ["start", "return", "assigned", "complete"], seen
+
+        # app.commit: only the acked offsets of the topics asked, at once
+        # (the commit interval never comes).
+        for i in range(6):
+            await one.send(name, value=i, partition=i % 2)
+        await wait_for(
+            lambda: one.consumer.committable() == {tps[0]: 3, tps[1]: 3},
+            what="six events acked",
+        )
+        assert await one.commit({unique("other")}) is False
+        assert await group_offsets(kafka_broker, app_id, tps) == dict.fromkeys(tps)
+        assert await one.commit({name}) is True
+        assert await group_offsets(kafka_broker, app_id, tps) == dict.fromkeys(tps, 3)
+        assert await one.commit({name}) is False
+
+        seen.clear()
+        async with running(two):
+            await wait_for(
+                lambda: (
+                    len(one.consumer.assignment()) == 1 and seen[-1:] == ["complete"]
+                ),
+                timeout=40,
+                what="the second member's share",
+            )
+            rounds = _rounds(seen)
+            assert any("revoked" in steps for steps in rounds), seen
+            for steps in rounds:
+                assert steps in (
+                    ["start", "return", "assigned", "complete"],
+                    ["start", "revoked", "return", "assigned", "complete"],
+                ), seen
+
+
+async def test_isolated_partitions_follow_the_group_assignment(
+    kafka_broker: TestBroker,
+) -> None:
+    """An actor per assigned partition, moved at rebalance, on real Kafka."""
+    app_id = unique("isolated")
+    name = unique("iso")
+    apps = [
+        kafka_app(kafka_broker, id=app_id, web_port=7011),
+        kafka_app(kafka_broker, id=app_id, web_port=7012),
+    ]
+    # partition -> the streams (actors) that saw it, per member
+    seen: list[dict[int, set[int]]] = [defaultdict(set), defaultdict(set)]
+    agents = []
+    for index, app in enumerate(apps):
+        topic = app.topic(name, partitions=4, value_type=int)
+
+        @app.agent(topic, name="iso", isolated_partitions=True)
+        async def iso(stream: Any, _seen: dict[int, set[int]] = seen[index]) -> None:
+            async for event in stream.events():
+                _seen[event.message.partition].add(id(stream))
+
+        agents.append(iso)
+
+    def actor_tps(i: int) -> set[TP]:
+        return {a.tp for a in agents[i].actors}
+
+    async with running(apps[0]):
+        await wait_for(lambda: len(actor_tps(0)) == 4, what="4 actors on one member")
+        async with running(apps[1]):
+            await wait_for(
+                lambda: (
+                    all(app.consumer.assignment() for app in apps)
+                    and all(
+                        actor_tps(i) == apps[i].consumer.assignment() for i in (0, 1)
+                    )
+                ),
+                timeout=30,
+                what="actors follow the split assignment",
+            )
+            assert not actor_tps(0) & actor_tps(1)
+            producer = apps[0].producer
+            for i in range(40):
+                await producer.send_and_wait(
+                    name, None, str(i).encode(), partition=i % 4
+                )
+            await wait_for(
+                lambda: sum(len(s) for s in seen) == 4, what="every partition seen"
+            )
+            for i in (0, 1):
+                assert set(seen[i]) == {tp.partition for tp in actor_tps(i)}
+                # One stream per partition, not shared between partitions.
+                streams = [s for streams in seen[i].values() for s in streams]
+                assert len(streams) == len(set(streams)) == len(seen[i])

@@ -356,3 +356,93 @@ async def test_forfeit_one_for_one_stops_only_the_failed_actor(faust_app):
         for i in range(1, 4):
             await topic.send(value=i)
         await wait_for(lambda: sorted(done) == [1, 2, 3])
+
+
+async def test_forfeit_one_for_all_stops_every_actor(faust_app):
+    from mode import ForfeitOneForAllSupervisor
+
+    topic = faust_app.topic("forfeit-all", value_type=int, partitions=1)
+
+    @faust_app.agent(
+        topic, concurrency=3, supervisor_strategy=ForfeitOneForAllSupervisor
+    )
+    async def trio(stream):
+        async for value in stream:
+            if value == 0:
+                raise RuntimeError("everyone gives up")
+
+    async with running(faust_app):
+        await topic.send(value=0)
+        await wait_for(lambda: all(a._task.done() for a in trio.actors))
+        assert trio.errors_total == 1
+
+
+def test_supervision_maps_mode_strategies_subclasses_and_paths():
+    import mode
+
+    from django_faust.agents import Supervision, supervision_for
+
+    class Patient(mode.OneForAllSupervisor):
+        pass
+
+    assert supervision_for(mode.OneForOneSupervisor, agent="a") is (
+        Supervision.RESTART_ONE
+    )
+    assert supervision_for(Patient, agent="a") is Supervision.RESTART_ALL
+    assert supervision_for("mode.CrashingSupervisor", agent="a") is Supervision.CRASH
+    assert supervision_for(
+        "mode.supervisors.ForfeitOneForOneSupervisor", agent="a"
+    ) is (Supervision.FORFEIT_ONE)
+
+
+async def test_unknown_supervisor_strategy_is_refused_at_declaration(faust_app):
+    with pytest.raises(ImproperlyConfigured, match="Agent sloppy: unknown supervisor"):
+
+        @faust_app.agent(name="sloppy", supervisor_strategy=dict)
+        async def sloppy(stream):
+            async for _ in stream:
+                pass
+
+    with pytest.raises(ImproperlyConfigured, match=r"Agent typo: .*cannot be imported"):
+
+        @faust_app.agent(name="typo", supervisor_strategy="mode.OneForOneSupervizor")
+        async def typo(stream):
+            async for _ in stream:
+                pass
+
+
+async def test_unknown_agent_supervisor_setting_fails_the_start_naming_the_agent():
+    from django_faust.testing import make_app
+
+    app = make_app(agent_supervisor="collections.OrderedDict")
+
+    @app.agent(name="plain")
+    async def plain(stream):
+        async for _ in stream:
+            pass
+
+    with pytest.raises(ImproperlyConfigured, match="Agent plain: unknown supervisor"):
+        async with running(app):
+            pass
+
+
+def test_agent_test_wrapper_lives_in_testing_and_the_old_import_works():
+    from django_faust.agents import AgentTestWrapper as old
+    from django_faust.testing import AgentTestWrapper
+    from django_faust.testing.agents import AgentTestWrapper as module_level
+
+    assert old is AgentTestWrapper is module_level
+
+
+async def test_test_context_yields_the_testing_wrapper(faust_app):
+    from django_faust.testing import AgentTestWrapper
+
+    @faust_app.agent()
+    async def echo(stream):
+        async for value in stream:
+            yield value
+
+    async with echo.test_context() as agent:
+        assert isinstance(agent, AgentTestWrapper)
+        event = await agent.put("hi")
+        assert agent.results[event.message.offset] == "hi"

@@ -110,6 +110,15 @@ async def test_leader_timer_runs_on_the_group_leader(faust_app):
         assert faust_app.is_leader()
 
 
+def test_timer_takes_on_leader_positionally_as_in_faust(faust_app):
+    @faust_app.timer(5.0, True)
+    async def every_5_seconds():
+        pass
+
+    (spec,) = faust_app.timers.values()
+    assert (spec.interval, spec.on_leader) == (5.0, True)
+
+
 def test_timer_needs_a_positive_interval(faust_app):
     with pytest.raises(ImproperlyConfigured, match="interval"):
         faust_app.timer(0)

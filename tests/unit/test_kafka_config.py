@@ -17,14 +17,15 @@ from aiokafka.coordinator.protocol import (
 )
 
 from django_faust.testing import make_app
-from django_faust.transport import aiokafka as driver
-from django_faust.transport.aiokafka import (
+from django_faust.transport import kafka as driver
+from django_faust.transport.assignment import assign_partitions, assign_standbys
+from django_faust.transport.kafka import (
     PartitionAssignor,
-    assign_partitions,
     bootstrap_servers,
     credentials_options,
 )
-from django_faust.transport.assignment import assign_standbys
+from django_faust.transport.kafka.assignor import USER_DATA_VERSION
+from django_faust.transport.kafka.consumer import DEFAULT_MAX_POLL_RECORDS
 from django_faust.types import TP
 
 # -- URLs -------------------------------------------------------------------------
@@ -187,7 +188,7 @@ async def test_settings_reach_every_client() -> None:
     assert options["session_timeout_ms"] == 6000
     assert options["heartbeat_interval_ms"] == 2000
     assert options["max_poll_interval_ms"] == 120000
-    assert options["max_poll_records"] == driver.DEFAULT_MAX_POLL_RECORDS
+    assert options["max_poll_records"] == DEFAULT_MAX_POLL_RECORDS
     assert options["max_partition_fetch_bytes"] == 2 * 1024**2
     assert options["isolation_level"] == "read_uncommitted"
     [assignor] = options["partition_assignment_strategy"]
@@ -269,7 +270,7 @@ def test_declared_groups_with_different_counts_fall_back(
 ) -> None:
     subscriptions = {m: {"src", "table-changelog", "other"} for m in "ab"}
     counts = {"src": 4, "table-changelog": 8, "other": 4}
-    with caplog.at_level(logging.ERROR, logger=driver.__name__):
+    with caplog.at_level(logging.ERROR, logger="django_faust.transport.assignment"):
         owner = owners(
             assign_partitions(subscriptions, counts, [{"src", "table-changelog"}])
         )
@@ -406,7 +407,7 @@ def test_metadata_is_versioned_json() -> None:
     metadata = PartitionAssignor("http://w:1/").metadata({"b", "a"})
     assert metadata.subscription == ["a", "b"]
     data = json.loads(metadata.user_data)
-    assert data["version"] == driver.USER_DATA_VERSION
+    assert data["version"] == USER_DATA_VERSION
     assert data["url"] == "http://w:1/"
 
 

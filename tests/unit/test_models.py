@@ -14,7 +14,7 @@ from uuid import UUID
 
 import pytest
 
-from django_faust.exceptions import ImproperlyConfigured, ValidationError
+from django_faust.exceptions import ImproperlyConfigured, RecordValidationError
 from django_faust.models import (
     METADATA_KEY,
     MISSING,
@@ -369,7 +369,9 @@ def test_from_data_does_not_validate_plain_fields_without_validation() -> None:
 
 
 def test_from_data_missing_required_field() -> None:
-    with pytest.raises(ValidationError, match="missing required field 'x'") as info:
+    with pytest.raises(
+        RecordValidationError, match="missing required field 'x'"
+    ) as info:
         Point.from_data({"y": 1})
     assert info.value.field == "x"
     assert info.value.model is Point
@@ -381,7 +383,7 @@ def test_from_data_rejects_non_mappings() -> None:
 
 
 def test_from_data_bad_iso_date_names_field() -> None:
-    with pytest.raises(ValidationError, match=r"Point\.when.*'yesterday'"):
+    with pytest.raises(RecordValidationError, match=r"Point\.when.*'yesterday'"):
         Point.from_data({"x": 1, "when": "yesterday"})
 
 
@@ -556,7 +558,7 @@ def test_validation_coerces_obvious_values() -> None:
 def test_validation_errors_name_model_field_and_value(
     kwargs: dict[str, Any], field: str, fragment: str
 ) -> None:
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(RecordValidationError) as info:
         Checked(**kwargs)
     error = info.value
     assert isinstance(error, ValueError)
@@ -568,7 +570,7 @@ def test_validation_errors_name_model_field_and_value(
 
 
 def test_validation_error_of_a_nested_record_names_both_levels() -> None:
-    with pytest.raises(ValidationError, match=r"Checked\.child: Other: missing"):
+    with pytest.raises(RecordValidationError, match=r"Checked\.child: Other: missing"):
         Checked(1, child={"qty": 2})
 
 
@@ -592,7 +594,7 @@ def test_validation_accepts_none_for_optional_fields_and_trusts_defaults() -> No
 
 def test_validation_applies_to_from_data() -> None:
     assert Checked.from_data({"count": "4"}).count == 4
-    with pytest.raises(ValidationError, match=r"Checked\.count"):
+    with pytest.raises(RecordValidationError, match=r"Checked\.count"):
         Checked.from_data({"count": "four"})
 
 
@@ -603,7 +605,7 @@ def test_validate_and_is_valid_work_without_the_validation_option() -> None:
     bad = Point("one", tags=["a", 2])  # type: ignore[arg-type]
     errors = bad.validate()
     assert [e.field for e in errors] == ["x", "tags"]
-    assert all(isinstance(e, ValidationError) for e in errors)
+    assert all(isinstance(e, RecordValidationError) for e in errors)
     assert not bad.is_valid()
     assert bad.x == "one"  # validate() reports, it does not change the record
 
@@ -624,7 +626,7 @@ def test_subclass_inherits_fields_and_options() -> None:
     assert Click._options.namespace == "tests.models.Click"
     c = Click("c1", button="left")
     assert Click.loads(c.dumps()) == c
-    with pytest.raises(ValidationError, match=r"Click\.button"):
+    with pytest.raises(RecordValidationError, match=r"Click\.button"):
         Click("c1", button=3)
 
 

@@ -13,8 +13,8 @@ from django_faust.exceptions import (
     DecodeError,
     EncodeError,
     KeyDecodeError,
+    RecordValidationError,
     UnknownCodecError,
-    ValidationError,
     ValueDecodeError,
 )
 from django_faust.models import METADATA_KEY, Record
@@ -292,7 +292,7 @@ def test_decode_error_message_names_type_serializer_and_payload() -> None:
 def test_decode_error_of_an_invalid_record_chains_the_validation_error() -> None:
     with pytest.raises(ValueDecodeError, match="missing required field") as info:
         value_decoder(Order, None)(b'{"amount":1}')
-    assert isinstance(info.value.__cause__, ValidationError)
+    assert isinstance(info.value.__cause__, RecordValidationError)
     assert info.value.field == "account"
 
 

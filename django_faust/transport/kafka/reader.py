@@ -1,0 +1,74 @@
+"""Reading chosen partitions outside the consumer group (``kafka://``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, cast
+
+import aiokafka
+from aiokafka.structs import TopicPartition
+
+from ...types import TP, MessageT
+from ..base import PartitionReader
+from .consumer import DEFAULT_MAX_POLL_RECORDS
+
+if TYPE_CHECKING:
+    from .transport import AIOKafkaTransport
+
+__all__ = ["AIOKafkaPartitionReader"]
+
+
+class AIOKafkaPartitionReader(PartitionReader):
+    """Reads chosen partitions from chosen offsets with a group-less consumer.
+
+    "Caught up" is decided with the fetch responses' high watermark, which
+    is right on every broker (the test broker's ``end_offsets()`` is not).
+    """
+
+    def __init__(self, transport: AIOKafkaTransport, offsets: Mapping[TP, int]) -> None:
+        super().__init__(transport, offsets)
+        self._consumer: aiokafka.AIOKafkaConsumer | None = None
+        self._positions = dict(self.offsets)
+
+    async def start(self) -> None:
+        transport = cast("AIOKafkaTransport", self.transport)
+        consumer = aiokafka.AIOKafkaConsumer(
+            **transport.client_options(),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=DEFAULT_MAX_POLL_RECORDS,
+        )
+        await consumer.start()
+        tps = {
+            TopicPartition(tp.topic, tp.partition): o for tp, o in self.offsets.items()
+        }
+        consumer.assign(list(tps))
+        for tp, offset in tps.items():
+            consumer.seek(tp, offset)
+        self._consumer = consumer
+
+    def _client(self) -> aiokafka.AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("The partition reader is not started.")
+        return self._consumer
+
+    async def getmany(self, timeout: float) -> list[MessageT]:
+        records = await self._client().getmany(timeout_ms=int(timeout * 1000))
+        out: list[MessageT] = []
+        for ktp, messages in records.items():
+            if messages:
+                self._positions[TP(ktp.topic, ktp.partition)] = messages[-1].offset + 1
+                out.extend(messages)
+        return out
+
+    def highwater(self, tp: TP) -> int | None:
+        return self._client().highwater(TopicPartition(tp.topic, tp.partition))
+
+    def position(self, tp: TP) -> int:
+        return self._positions[tp]
+
+    async def stop(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
