@@ -118,17 +118,24 @@ class MemoryStore(Store):
     ) -> list[tuple[Any, int]]:
         shared: list[tuple[Any, int]] = []
         data = self._data
-        for partition in sorted(replayed):
+        numbers = sorted(set(served) | set(replayed))
+        # Each pair of partitions once, if one of them was replayed.
+        for index, partition in enumerate(numbers):
             mine = data.get(partition)
             if not mine:
                 continue
-            for other in sorted(served):
+            for other in numbers[index + 1 :]:
+                if partition not in replayed and other not in replayed:
+                    continue
                 theirs = data.get(other)
-                if other != partition and theirs:
-                    # Iterates the smaller of the two.
-                    shared.extend(
-                        (key, partition) for key in mine.keys() & theirs.keys()
-                    )
+                if not theirs:
+                    continue
+                # Iterates the smaller of the two, in C.
+                for key in mine.keys() & theirs.keys():
+                    if partition in replayed:
+                        shared.append((key, partition))
+                    if other in replayed:
+                        shared.append((key, other))
         return shared
 
     def persisted_offset(self, partition: int) -> int | None:
