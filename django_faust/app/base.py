@@ -26,6 +26,7 @@ from typing import (
     Callable,
     Iterable,
     Sequence,
+    overload,
 )
 
 from mode import Service, Signal, SyncSignal
@@ -40,7 +41,7 @@ from ..dead_letters import DeadLetters
 from ..exceptions import ImproperlyConfigured
 from ..sensors import Monitor
 from ..streams import Stream
-from ..tables import GlobalTable, SetTable, Table, TableManager
+from ..tables import GlobalTable, SetGlobalTable, SetTable, Table, TableManager
 from ..topics import Topic
 from ..transport import by_url
 from ..transport.base import ConsumerCallbacks
@@ -50,8 +51,10 @@ from .crontab import Crontab, want_timezone
 
 if TYPE_CHECKING:
     from ..cli.base import AppCommand
+    from ..tables.wrappers import WindowWrapper
     from ..transport.base import Consumer, Producer, Transport
     from ..types import RecordMetadata
+    from ..windows import Window
 
 __all__ = ["App", "CommandSpec", "TaskSpec"]
 
@@ -498,11 +501,41 @@ class App(Service):
 
         return _decorate
 
+    @overload
     def Table(
-        self, name: str, *, default: Callable[[], Any] | None = None, **kwargs: Any
-    ) -> Table:
-        """A dict-like table, kept per partition of the stream that updates it."""
-        return self.tables.add(Table(self, name=name, default=default, **kwargs))
+        self,
+        name: str,
+        *,
+        default: Callable[[], Any] | None = None,
+        window: None = None,
+        **kwargs: Any,
+    ) -> Table: ...
+
+    @overload
+    def Table(
+        self,
+        name: str,
+        *,
+        default: Callable[[], Any] | None = None,
+        window: Window,
+        **kwargs: Any,
+    ) -> WindowWrapper: ...
+
+    def Table(
+        self,
+        name: str,
+        *,
+        default: Callable[[], Any] | None = None,
+        window: Window | None = None,
+        **kwargs: Any,
+    ) -> Table | WindowWrapper:
+        """A dict-like table, kept per partition of the stream that updates it.
+
+        With ``window`` (``TumblingWindow(60)``...) it returns the windowed
+        table's wrapper, as ``app.Table(name).using_window(window)`` does.
+        """
+        table = self.tables.add(Table(self, name=name, default=default, **kwargs))
+        return table if window is None else table.using_window(window)
 
     def GlobalTable(
         self, name: str, *, default: Callable[[], Any] | None = None, **kwargs: Any
@@ -515,6 +548,12 @@ class App(Service):
     def SetTable(self, name: str, **kwargs: Any) -> SetTable:
         """A table of sets, with ``add(key, member)`` and ``discard(...)``."""
         table = SetTable(self, name=name, **kwargs)
+        self.tables.add(table)
+        return table
+
+    def SetGlobalTable(self, name: str, **kwargs: Any) -> SetGlobalTable:
+        """A global table of sets: every worker holds every key's set."""
+        table = SetGlobalTable(self, name=name, **kwargs)
         self.tables.add(table)
         return table
 

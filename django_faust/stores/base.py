@@ -21,7 +21,16 @@ import abc
 import builtins
 import os
 import pathlib
-from typing import Any, Callable, Final, Iterator, Sequence
+from typing import (
+    Any,
+    Callable,
+    Collection,
+    Final,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 
 __all__ = ["MISSING", "ChangelogRecord", "Decoder", "Encoder", "Store"]
 
@@ -127,14 +136,25 @@ class Store(abc.ABC):
     def partitions(self) -> builtins.set[int]:
         """The local partitions."""
 
-    def find_partition(self, key: Any) -> int | None:
-        """The local partition holding ``key``, or None.
+    def find_partition(
+        self,
+        key: Any,
+        partitions: Iterable[int] | None = None,
+        exclude: int | None = None,
+    ) -> int | None:
+        """The first of ``partitions`` (default: every local one) holding ``key``.
 
-        For reads outside a stream event, where no event says which partition
-        a key belongs to. Asks every local partition in turn, so it costs one
-        lookup per partition; drivers may do better.
+        ``exclude`` is left out (the partition the caller looked in already).
+        Partitions that are not local are skipped, not made local. Tables
+        use it to find a key that is not in the event's own partition, so
+        that a read finds it wherever this worker holds it and a write moves
+        it rather than storing it twice. The default asks each partition in
+        turn (one point lookup each, never a scan); drivers may do better.
         """
-        for partition in sorted(self.partitions()):
+        local = self.partitions()
+        for partition in sorted(local) if partitions is None else partitions:
+            if partition == exclude or partition not in local:
+                continue
             if self.contains(partition, key):
                 return partition
         return None
@@ -158,6 +178,39 @@ class Store(abc.ABC):
         last record read, which may lie beyond the last record given when the
         batch ended with records that compaction or filtering removed.
         """
+
+    #: Whether `find_shared_keys` needs the keys replayed (``False``: it
+    #: compares whole partitions, cheaply, and ignores them).
+    needs_replayed_keys: bool = True
+
+    def find_shared_keys(
+        self,
+        replayed: Mapping[int, Collection[bytes]],
+        served: Collection[int],
+        fresh: Collection[int] = (),
+    ) -> list[tuple[Any, int]]:
+        """Keys a replayed partition holds that another ``served`` one holds too.
+
+        ``replayed`` maps each partition a recovery just replayed to the raw
+        keys of the changelog records it applied; ``fresh`` are those of them
+        that held nothing before, so that their keys are all in ``replayed``
+        (two fresh partitions compare as sets, without a lookup). Each key
+        found is returned once per replayed partition holding it. Tables ask
+        after a recovery, so as never to serve one key from two partitions.
+        The default looks each replayed key up in the other partitions (one
+        point lookup each, never a scan); drivers may do better.
+        """
+        local = self.partitions()
+        shared = []
+        for partition, keys in replayed.items():
+            others = [p for p in sorted(served) if p != partition and p in local]
+            for raw in keys:
+                key = self.decode_key(raw)
+                if self.contains(partition, key) and any(
+                    self.contains(other, key) for other in others
+                ):
+                    shared.append((key, partition))
+        return shared
 
     @abc.abstractmethod
     def persisted_offset(self, partition: int) -> int | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import builtins
 from collections import defaultdict
-from typing import Any, Iterator, Sequence
+from typing import Any, Collection, Iterable, Iterator, Mapping, Sequence
 
 from .base import MISSING, ChangelogRecord, Store
 
@@ -73,9 +73,19 @@ class MemoryStore(Store):
     def partitions(self) -> builtins.set[int]:
         return set(self._data)
 
-    def find_partition(self, key: Any) -> int | None:
-        for partition in sorted(self._data):
-            if key in self._data[partition]:
+    def find_partition(
+        self,
+        key: Any,
+        partitions: Iterable[int] | None = None,
+        exclude: int | None = None,
+    ) -> int | None:
+        data = self._data
+        for partition in sorted(data) if partitions is None else partitions:
+            if partition == exclude:
+                continue
+            # .get(): asking must not make a partition local.
+            part = data.get(partition)
+            if part is not None and key in part:
                 return partition
         return None
 
@@ -95,6 +105,38 @@ class MemoryStore(Store):
             else:
                 data[decode_key(key)] = decode_value(value)
         self._offsets[partition] = last_offset
+
+    #: Whole partitions are compared (dict key views, in C): complete, and
+    #: cheaper than looking up the replayed keys one by one.
+    needs_replayed_keys = False
+
+    def find_shared_keys(
+        self,
+        replayed: Mapping[int, Collection[bytes]],
+        served: Collection[int],
+        fresh: Collection[int] = (),
+    ) -> list[tuple[Any, int]]:
+        shared: list[tuple[Any, int]] = []
+        data = self._data
+        numbers = sorted(set(served) | set(replayed))
+        # Each pair of partitions once, if one of them was replayed.
+        for index, partition in enumerate(numbers):
+            mine = data.get(partition)
+            if not mine:
+                continue
+            for other in numbers[index + 1 :]:
+                if partition not in replayed and other not in replayed:
+                    continue
+                theirs = data.get(other)
+                if not theirs:
+                    continue
+                # Iterates the smaller of the two, in C.
+                for key in mine.keys() & theirs.keys():
+                    if partition in replayed:
+                        shared.append((key, partition))
+                    if other in replayed:
+                        shared.append((key, other))
+        return shared
 
     def persisted_offset(self, partition: int) -> int | None:
         self._data.setdefault(partition, {})  # using it makes it local

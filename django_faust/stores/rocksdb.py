@@ -37,7 +37,7 @@ import functools
 import re
 import shutil
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Iterator, Mapping, Sequence
 
 from ..exceptions import ImproperlyConfigured
 from .base import MISSING, ChangelogRecord, Store
@@ -320,12 +320,23 @@ class RocksDBStore(Store):
     def partitions(self) -> builtins.set[int]:
         return set(self._partitions)
 
-    def find_partition(self, key: Any) -> int | None:
+    def find_partition(
+        self,
+        key: Any,
+        partitions: Iterable[int] | None = None,
+        exclude: int | None = None,
+    ) -> int | None:
+        # One point lookup per open partition (dirty map, then the bloom
+        # filter), the key encoded once; never a scan.
         stored_key = self._stored_key(key)
         if stored_key is None:
             return None
-        for number in sorted(self._partitions):
-            if self._contains(self._partitions[number], key, stored_key):
+        opened = self._partitions
+        for number in sorted(opened) if partitions is None else partitions:
+            if number == exclude:
+                continue
+            part = opened.get(number)
+            if part is not None and self._contains(part, key, stored_key):
                 return number
         return None
 
@@ -350,6 +361,55 @@ class RocksDBStore(Store):
         put(_OFFSET_KEY, str(last_offset).encode("ascii"))
         part.db.write(batch, self._write_options)
         part.offset = last_offset
+
+    def find_shared_keys(
+        self,
+        replayed: Mapping[int, Collection[bytes]],
+        served: Collection[int],
+        fresh: Collection[int] = (),
+    ) -> list[tuple[Any, int]]:
+        # Two fresh partitions compare their replayed keys as sets (in C);
+        # any other is asked with one multi-get of the replayed keys, sorted
+        # (RocksDB finds sorted keys about twice as fast). Only the keys
+        # found are decoded, and checked to be still in both partitions.
+        shared: list[tuple[Any, int]] = []
+        opened = self._partitions
+        for partition in sorted(replayed):
+            part = opened.get(partition)
+            raw_keys = replayed[partition]
+            if part is None or not raw_keys:
+                continue
+            stored: list[Any] | None = None
+            found: set[bytes] = set()
+            for other in sorted(served):
+                theirs = opened.get(other)
+                if other == partition or theirs is None:
+                    continue
+                if other in fresh and partition in fresh:
+                    common = [_DATA + raw for raw in raw_keys & replayed[other]]  # type: ignore[operator]
+                    found.update(self._held(theirs, common))
+                    continue
+                if stored is None:
+                    stored = sorted(_DATA + raw for raw in raw_keys)
+                found.update(self._held(theirs, stored))
+            if found:
+                kept = self._held(part, sorted(found))
+                shared.extend((self.decode_key(k[1:]), partition) for k in kept)
+        return shared
+
+    def _held(self, part: _Partition, stored_keys: list[Any]) -> list[Any]:
+        """The ``stored_keys`` ``part`` holds (dirty map included), in order."""
+        if not stored_keys:
+            return []
+        if part.dirty:
+            # Writes not written yet (rare during recovery): key by key.
+            return [
+                k
+                for k in stored_keys
+                if self._contains(part, self.decode_key(k[1:]), k)
+            ]
+        values = part.db.get(stored_keys)
+        return [k for k, v in zip(stored_keys, values, strict=True) if v is not None]  # type: ignore[arg-type]
 
     def persisted_offset(self, partition: int) -> int | None:
         return self._open(partition).offset

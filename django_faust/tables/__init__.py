@@ -1,6 +1,6 @@
 """Tables: dict-like state kept alongside the streams that update it."""
 
 from .manager import TableManager
-from .table import GlobalTable, SetTable, Table
+from .table import GlobalTable, SetGlobalTable, SetTable, Table
 
-__all__ = ["GlobalTable", "SetTable", "Table", "TableManager"]
+__all__ = ["GlobalTable", "SetGlobalTable", "SetTable", "Table", "TableManager"]

@@ -57,6 +57,8 @@ class TableManager(Service, Mapping[str, Table]):
         self.last_recovered = 0
         self.total_recovered = 0
         self._global_follower: asyncio.Future[None] | None = None
+        #: Set once the global tables have read their changelogs to the end.
+        self._global_ready = asyncio.Event()
         self._standby_follower: asyncio.Future[None] | None = None
         #: Changelog records applied to standby copies (for tests and stats).
         self.standby_applied = 0
@@ -117,19 +119,38 @@ class TableManager(Service, Mapping[str, Table]):
     # -- changelog ------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Send pending changes, wait for the broker, persist their offsets."""
+        """Send pending changes, wait for the broker, persist their offsets.
+
+        The tombstones of keys that moved between partitions go second, once
+        the values they moved with are in the changelog: a crash in between
+        leaves a key in two partitions (resolved at recovery), never in none.
+        """
         async with self._flush_lock:
-            sent = [(t, t.send_changelog()) for t in self._tables.values()]
-            if not any(futures for _, futures in sent):
-                return
-            await self.app.producer.flush()
-            for table, futures in sent:
-                offsets: dict[int, int] = {}
-                for partition, fut in futures:
-                    metadata = await fut  # a failed send fails the commit
-                    if metadata.offset > offsets.get(partition, -1):
-                        offsets[partition] = metadata.offset
-                table.changelog_delivered(offsets)
+            tables = list(self._tables.values())
+            offsets: dict[Table, dict[int, int]] = {t: {} for t in tables}
+            sent = [(t, t.send_changelog()) for t in tables]
+            if any(futures for _, futures in sent):
+                await self._delivered(sent, offsets)
+            moves = [(t, t.send_moves()) for t in tables]
+            if any(futures for _, futures in moves):
+                await self._delivered(moves, offsets)
+            for table, reached in offsets.items():
+                if reached:
+                    table.changelog_delivered(reached)
+
+    async def _delivered(
+        self,
+        sent: list[tuple[Table, list[tuple[int, asyncio.Future[Any]]]]],
+        offsets: dict[Table, dict[int, int]],
+    ) -> None:
+        """Wait for ``sent``; note the highest offset reached per partition."""
+        await self.app.producer.flush()
+        for table, futures in sent:
+            reached = offsets[table]
+            for partition, fut in futures:
+                metadata = await fut  # a failed send fails the commit
+                if metadata.offset > reached.get(partition, -1):
+                    reached[partition] = metadata.offset
 
     # -- rebalancing ----------------------------------------------------------
 
@@ -147,8 +168,10 @@ class TableManager(Service, Mapping[str, Table]):
 
         Partitions this worker keeps as standby stay in their stores and are
         followed in the background; a later failover that makes one of them
-        active recovers only what the standby had not applied yet.
+        active recovers only what the standby had not applied yet. Global
+        tables are read to their end first, once, after a start.
         """
+        await self._wait_global_tables()
         tables = self._by_changelog()
         if not tables:
             return
@@ -235,6 +258,8 @@ class TableManager(Service, Mapping[str, Table]):
         recovered: dict[Table, set[int]] = defaultdict(set)
         for tp, table in wanted.items():
             recovered[table].add(tp.partition)
+        for table in recovered:
+            table.resolve_duplicates()
         self._expire_windows(recovered)
         for table in set(wanted.values()):
             if table.on_recover is not None:
@@ -313,12 +338,35 @@ class TableManager(Service, Mapping[str, Table]):
         offsets = _start_offsets(wanted)
         reader = self.app.transport.create_reader(offsets)
         await reader.start()
+        tables = set(wanted.values())
         try:
             await self._replay(reader, wanted, offsets)
+            for table in tables:
+                table.resolve_duplicates()
+            self._global_ready.set()
             while not self.should_stop:
-                await _apply_next(reader, wanted, 1.0)
+                if await _apply_next(reader, wanted, 1.0):
+                    for table in tables:
+                        table.resolve_duplicates()
         finally:
             await reader.stop()
+
+    async def _wait_global_tables(self) -> None:
+        """Wait until the global tables have caught up with their changelogs.
+
+        So that agents never see an event while a global table still lacks
+        what was written before this worker started. If following fails,
+        its error is the service's, and agents go ahead.
+        """
+        follower = self._global_follower
+        if follower is None or self._global_ready.is_set():
+            return
+        ready: asyncio.Future[Any] = asyncio.ensure_future(self._global_ready.wait())
+        waiters: set[asyncio.Future[Any]] = {ready, follower}
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
 
     # -- windowed tables --------------------------------------------------------
 

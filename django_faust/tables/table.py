@@ -7,15 +7,26 @@ RocksDB) split by that partition, and records every change in the compacted
 changelog topic ``<app_id>-<table>-changelog`` on the same partition number,
 so whichever worker is given the partition can rebuild it.
 
+A key lives in exactly one partition on a worker. Reads find it in any
+partition the worker serves (the event's own first, which is where the key
+of a co-partitioned stream always is) and never write. A write goes to the
+event's partition; a key found in another partition moves there, with a
+tombstone in the old partition's changelog, and the first move of a table
+logs a warning naming the missing ``group_by``. After a recovery, a key
+found in two served partitions is kept once (`Table.resolve_duplicates`).
+
 Changelog writes are coalesced per key between commits (only the last value
 of a key is sent) and flushed before the source offsets that produced them
 are committed: a restart never loses a change, and at most replays the
-events processed since the last commit.
+events processed since the last commit. The tombstones of moves are sent
+once the values they moved with are in the changelog.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import uuid
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -26,18 +37,17 @@ from typing import (
     Sequence,
 )
 
-from ..exceptions import ImproperlyConfigured, KeyDecodeError, TableWriteError
-from ..serializers import codecs
+from ..exceptions import ImproperlyConfigured, TableWriteError
 from ..stores import Store, by_url
-from ..streams import _current_stream
+from ..streams import current_message, current_stream
 from ..windows import (
     HoppingWindow,
     Seconds,
     SlidingWindow,
     TumblingWindow,
     Window,
-    WindowRange,
 )
+from .windowing import TableWindows
 from .wrappers import WindowWrapper
 
 if TYPE_CHECKING:
@@ -45,42 +55,36 @@ if TYPE_CHECKING:
     from ..topics import Topic
     from ..types import RecordMetadata
 
-__all__ = ["GlobalTable", "SetTable", "Table"]
+__all__ = ["GlobalTable", "SetGlobalTable", "SetTable", "Table"]
+
+logger = logging.getLogger(__name__)
 
 #: Marks a key deleted in the pending changelog writes (sent as a tombstone).
 DELETED = object()
 #: What a store returns for a missing key (its MISSING means "raise").
 _ABSENT = object()
-
-
-def _as_tuples(value: Any) -> Any:
-    """``value`` with every list turned into a tuple, however deep."""
-    if isinstance(value, list):
-        return tuple(_as_tuples(item) for item in value)
-    return value
+#: The changelog header naming the process that wrote a global table record.
+WRITER_HEADER = "django-faust-writer"
 
 
 class Table(MutableMapping[Any, Any]):
     """A named, partitioned, dict-like table (``app.Table("counts", default=int)``).
 
-    With ``default``, reading a missing key inside a stream event stores and
-    returns ``default()`` (like `collections.defaultdict`); outside an event
-    it only returns it. Without ``default`` a missing key raises `KeyError`.
-    A value changed in place (``table[k].append(x)``) must be assigned back
-    (``table[k] = value``) to reach the changelog.
+    A key lives in one partition on a worker. Writes go to the partition of
+    the event being processed (a key found in another partition moves
+    there); reads inside an event look in the event's partition, then in
+    the other partitions this worker serves. With ``default``, reading a
+    missing key returns ``default()`` without storing it (reads never
+    write): ``table[k] += 1`` stores the sum. Without ``default`` a missing
+    key raises `KeyError`. A value changed in place (``table[k].append(x)``)
+    must be assigned back (``table[k] = value``) to reach the changelog.
     """
 
     #: Global tables hold every partition on every worker.
     is_global = False
 
-    #: The windows of a windowed table (see `using_window`), else None.
-    window: Window | None = None
-    # Windowed tables only, made by `using_window`:
-    #: The latest timestamp written, by partition; expiry is relative to it.
-    _latest_timestamps: dict[int, float]
-    #: partition -> window start -> keys with that window; lets expiry find
-    #: expired windows without reading the store. Kept only with ``expires``.
-    _window_keys: dict[int, dict[float, set[Any]]]
+    #: The window bookkeeping of a windowed table (see `using_window`).
+    windows: TableWindows | None = None
 
     def __init__(
         self,
@@ -133,11 +137,30 @@ class Table(MutableMapping[Any, Any]):
         self.value_serializer = value_serializer
         self._changelog_topic = changelog_topic
         self._store: Store | None = None
-        #: Partitions this worker serves; None until the first assignment
-        #: (and always for global tables): every local partition.
-        self.active_partitions: set[int] | None = None
+        self._active: set[int] | None = None
+        #: The same, sorted: the order other partitions are asked for a key.
+        self._active_order: tuple[int, ...] | None = None
         #: Changes since the last flush: partition -> key -> value (or DELETED).
         self._pending: dict[int, dict[Any, Any]] = {}
+        #: Tombstones of keys moved to another partition since the last
+        #: flush (sent after `_pending`): partition -> key -> DELETED.
+        self._moved: dict[int, dict[Any, Any]] = {}
+        #: Keys to check for a second copy: key -> the partition whose copy
+        #: is kept (see `resolve_duplicates`).
+        self._duplicates: dict[Any, int] = {}
+        #: Served partitions recovery applied records to since the last
+        #: `resolve_duplicates`, with the raw keys (if the store wants them).
+        self._replayed: dict[int, set[bytes]] = {}
+        #: Of those, whether each held nothing before its replay.
+        self._fresh: dict[int, bool] = {}
+        #: Keys a standby copy holds that another local partition holds too:
+        #: partition -> keys. Resolved if the copy becomes served.
+        self._suspects: dict[int, set[Any]] = {}
+        #: Whether the "not co-partitioned" warning was logged.
+        self._warned = False
+        #: Marks this process's changelog records of a global table, which
+        #: its follower must not apply again (see `apply_changelog`).
+        self._writer = (WRITER_HEADER, uuid.uuid4().hex.encode("ascii"))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -182,7 +205,9 @@ class Table(MutableMapping[Any, Any]):
                 directory=conf.appdir / "tables",
                 encode_key=topic.encode_key,
                 decode_key=(
-                    topic.decode_key if self.window is None else self._decode_window_key
+                    topic.decode_key
+                    if self.windows is None
+                    else self.windows.decode_key
                 ),
                 encode_value=topic.encode_value,
                 decode_value=topic.decode_value,
@@ -191,9 +216,40 @@ class Table(MutableMapping[Any, Any]):
 
     # -- which partition --------------------------------------------------------
 
-    def _write_partition(self) -> int:
-        stream = _current_stream.get()
-        if stream is None or stream._message is None:
+    @property
+    def active_partitions(self) -> set[int] | None:
+        """Partitions this worker serves; None until the first assignment
+        (and always for global tables): every local partition."""
+        return self._active
+
+    @active_partitions.setter
+    def active_partitions(self, partitions: Iterable[int] | None) -> None:
+        if partitions is None:
+            self._active = None
+            self._active_order = None
+        else:
+            before = self._active or set()
+            self._active = set(partitions)
+            self._active_order = tuple(sorted(self._active))
+            # Partitions served from now on (standby copies among them) are
+            # checked for keys another one holds, with the next recovery
+            # (`resolve_duplicates`): whole for a store that compares
+            # partitions cheaply, else the keys noted as doubtful.
+            for partition in self._active_order:
+                if partition not in before:
+                    self._replayed.setdefault(partition, set())
+                for key in self._suspects.pop(partition, ()):
+                    self._duplicates.setdefault(key, partition)
+
+    def write_partition(self) -> int:
+        """The partition a change made now belongs to: the event's.
+
+        Raises `TableWriteError` outside a stream event, or in an agent
+        with ``concurrency`` above 1.
+        """
+        stream = current_stream()
+        message = None if stream is None else stream.current_message
+        if stream is None or message is None:
             raise TableWriteError(
                 f"Table {self.name!r} can only be changed while an agent processes "
                 "a stream event (inside 'async for ... in stream'); each change "
@@ -205,60 +261,134 @@ class Table(MutableMapping[Any, Any]):
                 f"concurrency={stream.concurrency}: events would be applied out "
                 "of order. Use concurrency=1 for agents that write tables."
             )
-        partition: int = stream._message.partition
+        partition: int = message.partition
         return partition
 
-    def _read_partition(self, key: Any) -> int | None:
-        """The event's partition inside an event, else wherever the key is."""
-        stream = _current_stream.get()
-        if stream is not None and stream._message is not None:
-            partition: int = stream._message.partition
-            return partition
-        found = self.store.find_partition(key)
-        active = self.active_partitions
-        if found is not None and active is not None and found not in active:
-            return None  # a standby copy: the key is served by its owner
-        return found
+    def locate(self, key: Any) -> int | None:
+        """The partition this worker serves ``key`` from, or None.
+
+        Inside an event the event's partition is asked first (where a
+        co-partitioned key always is), then the other partitions this worker
+        serves; standby copies never. A key is in at most one of them.
+        """
+        message = current_message()
+        store = self.store
+        if message is not None:
+            partition: int = message.partition
+            if store.contains(partition, key):
+                return partition
+            return store.find_partition(key, self._active_order, exclude=partition)
+        return store.find_partition(key, self._active_order)
 
     def _partitions(self) -> Sequence[int | None]:
         """The partitions this worker serves (all local ones when unknown)."""
-        active = self.active_partitions
-        if active is None:
-            return [None]
-        return sorted(active)
+        order = self._active_order
+        return [None] if order is None else order
 
     # -- mapping ------------------------------------------------------------------
 
     def __getitem__(self, key: Any) -> Any:
-        partition = self._read_partition(key)
-        if partition is not None:
-            value = self.store.get(partition, key, _ABSENT)
+        store = self.store
+        message = current_message()
+        if message is not None:
+            # The common case first: the key is in the event's partition.
+            partition: int = message.partition
+            value = store.get(partition, key, _ABSENT)
+            if value is not _ABSENT:
+                return value
+            found = store.find_partition(key, self._active_order, exclude=partition)
+        else:
+            found = store.find_partition(key, self._active_order)
+        if found is not None:
+            value = store.get(found, key, _ABSENT)
             if value is not _ABSENT:
                 return value
         if self.default is None:
             raise KeyError(key)
-        value = self.default()
-        stream = _current_stream.get()
-        if stream is not None and stream._message is not None:
-            self[key] = value
-        return value
+        # Not stored: a read never writes (``table[k] += 1`` stores the sum).
+        return self.default()
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        partition = self._write_partition()
-        self.store.set(partition, key, value)
+        partition = self.write_partition()
+        store = self.store
+        if not store.contains(partition, key):
+            # New here: if it lives in another partition, it moves.
+            self._move_out(key, partition)
+        store.set(partition, key, value)
         pending = self._pending.get(partition)
         if pending is None:
             pending = self._pending[partition] = {}
         pending[key] = value
+        moved = self._moved.get(partition)
+        if moved:
+            moved.pop(key, None)
 
     def __delitem__(self, key: Any) -> None:
-        partition = self._write_partition()
-        self.store.delete(partition, key)
+        partition = self.write_partition()
+        store = self.store
+        if not store.contains(partition, key):
+            other = store.find_partition(key, self._active_order, exclude=partition)
+            if other is None:
+                raise KeyError(key)
+            self._warn_not_copartitioned(key, other, partition)
+            partition = other
+        store.delete(partition, key)
         self._pending.setdefault(partition, {})[key] = DELETED
+        moved = self._moved.get(partition)
+        if moved:
+            moved.pop(key, None)
+
+    def _move_out(self, key: Any, partition: int) -> None:
+        """Delete ``key`` from any other partition it lives in, with a tombstone.
+
+        A write goes to the event's partition, so that the changelog stays
+        co-partitioned with the stream; a key written there that lives in
+        another partition would otherwise be held twice. The tombstones are
+        sent only after the new value is in the changelog (see
+        `send_changelog`): a crash in between can leave the key in both
+        changelogs, which recovery resolves, but never in neither.
+        """
+        store = self.store
+        order = self._active_order
+        while True:
+            other = store.find_partition(key, order, exclude=partition)
+            if other is None:
+                break
+            self._warn_not_copartitioned(key, other, partition)
+            store.delete(other, key)
+            pending = self._pending.get(other)
+            if pending:
+                pending.pop(key, None)
+            self._moved.setdefault(other, {})[key] = DELETED
+        active = self._active
+        if active is not None:
+            # A standby copy is another worker's to change; if it holds the
+            # key too, that is checked should the copy become served here.
+            for copy in store.partitions() - active:
+                if copy != partition and store.contains(copy, key):
+                    self._suspects.setdefault(copy, set()).add(key)
+
+    def _warn_not_copartitioned(self, key: Any, held: int, written: int) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        logger.warning(
+            "Table %r: key %r lives in partition %d but was changed by an event "
+            "of partition %d; it moves to partition %d (with a tombstone in "
+            "partition %d of the changelog). The stream is not partitioned by "
+            "the table's key: use stream.group_by(...) on the table's key (or "
+            "send the events with it as their key) so that each key is always "
+            "changed from one partition. This is logged once per table.",
+            self.name,
+            key,
+            held,
+            written,
+            written,
+            held,
+        )
 
     def __contains__(self, key: object) -> bool:
-        partition = self._read_partition(key)
-        return partition is not None and self.store.contains(partition, key)
+        return self.locate(key) is not None
 
     def __iter__(self) -> Iterator[Any]:
         for partition in self._partitions():
@@ -278,31 +408,67 @@ class Table(MutableMapping[Any, Any]):
     def as_dict(self) -> dict[Any, Any]:
         return dict(self.items())
 
+    def delete_in(self, partition: int, key: Any) -> bool:
+        """Delete ``key`` from ``partition`` and send a tombstone; False if absent.
+
+        For the table's own housekeeping (expiring windows), which runs
+        outside any event and so names the partition itself. The tombstone
+        goes with the other pending changes: flushed before the next commit.
+        """
+        try:
+            self.store.delete(partition, key)
+        except KeyError:
+            return False
+        self._pending.setdefault(partition, {})[key] = DELETED
+        moved = self._moved.get(partition)
+        if moved:
+            moved.pop(key, None)
+        return True
+
     # -- changelog -----------------------------------------------------------------
 
     def pending_changes(self) -> int:
-        return sum(len(p) for p in self._pending.values())
+        return sum(len(p) for p in self._pending.values()) + sum(
+            len(p) for p in self._moved.values()
+        )
 
     def send_changelog(self) -> list[tuple[int, asyncio.Future[RecordMetadata]]]:
         """Send the coalesced changes since the last call; their futures.
 
-        The caller flushes the producer, then records the offsets with
-        `changelog_delivered` before committing the source offsets.
+        The caller flushes the producer, waits for these, then sends the
+        tombstones of moved keys (`send_moves`), and records the offsets
+        with `changelog_delivered` before committing the source offsets.
         """
         pending, self._pending = self._pending, {}
-        if not pending:
+        return self._send(pending)
+
+    def send_moves(self) -> list[tuple[int, asyncio.Future[RecordMetadata]]]:
+        """Send the tombstones of keys that moved to another partition.
+
+        Sent after the changes of `send_changelog` are in the changelog, so
+        that a moved key is never missing from both partitions.
+        """
+        moved, self._moved = self._moved, {}
+        return self._send(moved)
+
+    def _send(
+        self, changes_by_partition: dict[int, dict[Any, Any]]
+    ) -> list[tuple[int, asyncio.Future[RecordMetadata]]]:
+        if not changes_by_partition:
             return []
         producer = self.app.producer
         topic = self.changelog_topic
         name = topic.get_topic_name()
+        headers = [self._writer] if self.is_global else []
         sent = []
-        for partition, changes in pending.items():
+        for partition, changes in changes_by_partition.items():
             for key, value in changes.items():
                 fut = producer.send_soon(
                     name,
                     topic.encode_key(key),
                     None if value is DELETED else topic.encode_value(value),
                     partition=partition,
+                    headers=headers,
                 )
                 sent.append((partition, fut))
         return sent
@@ -322,15 +488,112 @@ class Table(MutableMapping[Any, Any]):
         They go to the store ``buffer_size`` at a time (all at once by
         default), each write batch with the offset of its last message, so
         that a crash mid-way keeps what was written and its offset together.
+
+        A global table skips the records this process wrote itself. Records
+        applied to a served partition are noted, for
+        `resolve_duplicates` to check once the recovery is done; keys a
+        standby copy shares with a served partition are noted for when the
+        copy becomes served.
         """
+        if self.is_global and records:
+            # This worker's own changes are in its store already, and may be
+            # newer than the record: applying it again would step back.
+            last = records[-1]
+            records = [m for m in records if self._writer not in (m.headers or ())]
+            if not records:
+                self.store.set_persisted_offset(partition, last.offset)
+                return
+        store = self.store
+        active = self._active
+        served = active is None or partition in active
+        if served:
+            keys = self._replayed.get(partition)
+            if keys is None:
+                keys = self._replayed[partition] = set()
+            if store.needs_replayed_keys:
+                if partition not in self._fresh:
+                    # Held nothing before: its keys are all in ``keys``.
+                    self._fresh[partition] = store.persisted_offset(partition) is None
+                keys.update(m.key for m in records if m.value is not None)
         size = buffer_size or len(records) or 1
         for start in range(0, len(records), size):
             chunk = records[start : start + size]
-            self.store.apply_changelog(
+            store.apply_changelog(
                 partition, [(m.key, m.value) for m in chunk], chunk[-1].offset
             )
+        if not served and store.needs_replayed_keys and self._active_order:
+            # A standby copy: keys it shares with a served partition are
+            # checked if it becomes served (a store that compares whole
+            # partitions does that then anyway).
+            applied = {m.key for m in records if m.value is not None}
+            for key, _ in store.find_shared_keys(
+                {partition: applied}, self._active_order
+            ):
+                self._suspects.setdefault(partition, set()).add(key)
+
+    def resolve_duplicates(self) -> int:
+        """Keep each key held by two served partitions in one; how many copies went.
+
+        A key is held twice when it was written from two partitions by two
+        workers (a stream not partitioned by the table's key) or when a
+        crash cut its move short. Called once the changelog read so far is
+        applied (the end of a recovery, each fetch of a global table), not
+        per batch: a moved key's old record and its tombstone may come in
+        two batches. A replayed copy is kept over one this worker had (it
+        is the one just learned), among replayed copies the one of the
+        highest partition (so that every worker of a global table chooses
+        alike). The others are deleted, with a tombstone in their changelog
+        partition (which this worker owns), except for a global table,
+        whose every worker resolves on its own.
+        """
+        replayed, self._replayed = self._replayed, {}
+        fresh, self._fresh = self._fresh, {}
+        noted, self._duplicates = self._duplicates, {}
+        store = self.store
+        order: Sequence[int] | None = self._active_order
+        if order is None:
+            order = sorted(store.partitions())
+        if replayed:
+            shared = store.find_shared_keys(
+                replayed, order, [p for p, empty in fresh.items() if empty]
+            )
+            for key, partition in shared:
+                if noted.get(key, -1) < partition:
+                    noted[key] = partition
+        resolved = 0
+        for key, kept in noted.items():
+            holders = [p for p in order if store.contains(p, key)]
+            if len(holders) < 2:
+                continue
+            if kept not in holders:
+                kept = holders[-1]
+            for other in holders:
+                if other == kept:
+                    continue
+                logger.warning(
+                    "Table %r: key %r was in partitions %d and %d of the "
+                    "changelog; kept the one of partition %d. A key changed "
+                    "from two partitions means the stream is not partitioned "
+                    "by the table's key: use stream.group_by(...) on it.",
+                    self.name,
+                    key,
+                    other,
+                    kept,
+                    kept,
+                )
+                store.delete(other, key)
+                if not self.is_global:
+                    self._moved.setdefault(other, {})[key] = DELETED
+                resolved += 1
+        return resolved
 
     # -- windowed tables -----------------------------------------------------------
+
+    @property
+    def window(self) -> Window | None:
+        """The windows of a windowed table (see `using_window`), else None."""
+        windows = self.windows
+        return None if windows is None else windows.window
 
     def tumbling(self, size: Seconds, expires: Seconds | None = None) -> WindowWrapper:
         """Keep values per back-to-back window of ``size`` seconds."""
@@ -355,108 +618,23 @@ class Table(MutableMapping[Any, Any]):
         changelog record per key and window. A table has one kind of
         window: its stored keys only make sense for that window, so asking
         for another is refused (declare another table instead).
+        ``app.Table(name, window=...)`` does the same.
         """
-        if self.window is None:
-            self.window = window
-            self._latest_timestamps = {}
-            self._window_keys = {}
-            if self._store is not None:
-                self._store.decode_key = self._decode_window_key
-        elif repr(self.window) != repr(window):
+        if not isinstance(window, Window):
             raise ImproperlyConfigured(
-                f"Table {self.name!r} is already windowed by {self.window!r}; it "
-                f"cannot also use {window!r}. Declare another table."
+                f"Table {self.name!r}: window must be a window such as "
+                f"TumblingWindow(60), got {window!r}."
+            )
+        if self.windows is None:
+            self.windows = TableWindows(self, window)
+            if self._store is not None:
+                self._store.decode_key = self.windows.decode_key
+        elif repr(self.windows.window) != repr(window):
+            raise ImproperlyConfigured(
+                f"Table {self.name!r} is already windowed by {self.windows.window!r}; "
+                f"it cannot also use {window!r}. Declare another table."
             )
         return WindowWrapper(self)
-
-    def _window_or_error(self) -> Window:
-        if self.window is None:
-            raise ImproperlyConfigured(
-                f"Table {self.name!r} is not windowed; use .tumbling(), "
-                ".hopping() or .sliding()."
-            )
-        return self.window
-
-    def _live_windows(self, partition: int, timestamp: float) -> list[WindowRange]:
-        """The unexpired windows containing ``timestamp``; notes the timestamp.
-
-        A window that has already expired is left out rather than written
-        again: it would come back with only the late events in it, and
-        expire again at the next cleanup.
-        """
-        window = self._window_or_error()
-        latest = self._latest_timestamps.get(partition)
-        if latest is None or timestamp > latest:
-            latest = self._latest_timestamps[partition] = timestamp
-        return [r for r in window.ranges(timestamp) if not window.stale(r, latest)]
-
-    def _window_value(self, partition: int | None, key: Any, start: float) -> Any:
-        """The value of one window; ``default()`` or KeyError when missing."""
-        if partition is not None:
-            value = self.store.get(partition, (key, start), _ABSENT)
-            if value is not _ABSENT:
-                return value
-        if self.default is None:
-            raise KeyError(key)
-        return self.default()
-
-    def _set_window(self, partition: int, key: Any, start: float, value: Any) -> None:
-        stored = (key, start)
-        self.store.set(partition, stored, value)
-        self._pending.setdefault(partition, {})[stored] = value
-        window = self.window
-        if window is not None and window.expires is not None:
-            starts = self._window_keys.setdefault(partition, {})
-            keys = starts.get(start)
-            if keys is None:
-                keys = starts[start] = set()
-            keys.add(key)
-
-    def _apply_window_op(
-        self, key: Any, op: Callable[[Any, Any], Any], value: Any, timestamp: float
-    ) -> None:
-        """``window = op(window, value)`` for each live window of ``timestamp``."""
-        partition = self._write_partition()
-        starts = [r.start for r in self._live_windows(partition, timestamp)]
-        # Every result first: an error leaves no window half updated.
-        results = [
-            op(self._window_value(partition, key, start), value) for start in starts
-        ]
-        for start, result in zip(starts, results, strict=True):
-            self._set_window(partition, key, start, result)
-
-    def _set_windowed(self, key: Any, value: Any, timestamp: float) -> None:
-        partition = self._write_partition()
-        for window_range in self._live_windows(partition, timestamp):
-            self._set_window(partition, key, window_range.start, value)
-
-    def _del_windowed(self, key: Any, timestamp: float) -> None:
-        partition = self._write_partition()
-        for window_range in self._window_or_error().ranges(timestamp):
-            self._delete_in(partition, (key, window_range.start))
-
-    def _windowed_get(self, key: Any, timestamp: float) -> Any:
-        """The value of the latest window containing ``timestamp``; no write."""
-        start = self._window_or_error().current(timestamp).start
-        return self._window_value(self._read_partition((key, start)), key, start)
-
-    def _windowed_contains(self, key: Any, timestamp: float) -> bool:
-        start = self._window_or_error().current(timestamp).start
-        return (key, start) in self
-
-    def _delete_in(self, partition: int, key: Any) -> bool:
-        """Delete ``key`` from ``partition`` and send a tombstone; False if absent.
-
-        For the table's own housekeeping (expiring windows), which runs
-        outside any event and so names the partition itself. The tombstone
-        goes with the other pending changes: flushed before the next commit.
-        """
-        try:
-            self.store.delete(partition, key)
-        except KeyError:
-            return False
-        self._pending.setdefault(partition, {})[key] = DELETED
-        return True
 
     def expire_windows(
         self, partitions: Iterable[int] | None = None, *, rescan: bool = False
@@ -475,97 +653,24 @@ class Table(MutableMapping[Any, Any]):
         implies (the start of it, or the event time for sliding windows), so
         expiry after a restart may lag a little, never run ahead.
         """
-        window = self.window
-        if window is None or window.expires is None:
+        if self.windows is None:
             return 0
-        for gone in set(self._window_keys) - self.store.partitions():
-            # Assigned away: its windows are another worker's to expire.
-            del self._window_keys[gone]
-        if partitions is None:
-            partitions = set(self._window_keys)
-        expired = 0
-        for partition in sorted(partitions):
-            if rescan:
-                self._index_windows(partition)
-            latest = self._latest_timestamps.get(partition)
-            starts = self._window_keys.get(partition)
-            if latest is None or not starts:
-                continue
-            # Windows of one table all have the same length: the oldest
-            # start ends first, so stop at the first window still alive.
-            for start in sorted(starts):
-                if not window.stale(start, latest):
-                    break
-                for key in starts.pop(start):
-                    expired += self._delete_in(partition, (key, start))
-        return expired
-
-    def _index_windows(self, partition: int) -> None:
-        """Rebuild ``partition``'s window index (and latest time) from the store."""
-        window = self._window_or_error()
-        starts: dict[float, set[Any]] = {}
-        for stored in self.store.keys(partition):
-            if isinstance(stored, tuple) and len(stored) == 2:
-                key, start = stored
-                if isinstance(start, float):
-                    starts.setdefault(start, set()).add(key)
-        self._window_keys[partition] = starts
-        if starts:
-            newest = max(starts)
-            if isinstance(window, SlidingWindow):
-                newest += window.before  # the window's own event time
-            latest = self._latest_timestamps.get(partition)
-            if latest is None or newest > latest:
-                self._latest_timestamps[partition] = newest
-
-    def _decode_window_key(self, data: bytes | None) -> Any:
-        """Decode a stored key of a windowed table back to ``(key, start)``.
-
-        The key codec writes the tuple as an array (JSON has no tuples), and
-        a plain decode would give back a list: unhashable, and not equal to
-        the tuple the table wrote. So the array is taken apart here: the key
-        part goes through the table's own key decoder (``key_type`` still
-        applies), the start becomes a float again, and any list left in the
-        key becomes a tuple (a key must be hashable, so it was one).
-        """
-        if data is None:
-            return None
-        topic = self.changelog_topic
-        codec = codecs.get_codec(self.key_serializer or "json")
-        try:
-            raw = codec.loads(data)
-            if (
-                isinstance(raw, list)
-                and len(raw) == 2
-                and isinstance(raw[1], int | float)
-                and not isinstance(raw[1], bool)
-            ):
-                key = topic.decode_key(codec.dumps(raw[0]))
-                return (_as_tuples(key), float(raw[1]))
-            # Not a window key (written before the table was windowed?):
-            # return it as decoded, hashable.
-            return _as_tuples(topic.decode_key(data))
-        except KeyDecodeError:
-            raise
-        except Exception as exc:
-            raise KeyDecodeError(
-                f"Table {self.name!r}: cannot decode the windowed key {data!r}: {exc}",
-                topic=topic.get_topic_name(),
-            ) from exc
+        return self.windows.expire(partitions, rescan=rescan)
 
 
 class GlobalTable(Table):
     """A table every worker holds completely, following every partition.
 
     Any worker may read any key; writes still belong to the event's
-    partition.
+    partition. On every worker it is one dict: a key is held once, whichever
+    partition last wrote it.
     """
 
     is_global = True
 
 
-class SetTable(Table):
-    """A table of sets: ``table.add(key, member)``, ``table.discard(...)``."""
+class _SetMethods(Table):
+    """``add`` and ``discard`` for tables of sets."""
 
     def __init__(self, app: App, *, name: str, **kwargs: Any) -> None:
         kwargs.setdefault("default", set)
@@ -581,3 +686,11 @@ class SetTable(Table):
         members = set(self[key])
         members.discard(member)
         self[key] = members
+
+
+class SetTable(_SetMethods):
+    """A table of sets: ``table.add(key, member)``, ``table.discard(...)``."""
+
+
+class SetGlobalTable(_SetMethods, GlobalTable):
+    """A global table of sets: every worker holds every key's set."""

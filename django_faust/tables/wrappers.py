@@ -12,9 +12,10 @@ that key::
 
 The table underneath stores one entry per key and window, under the key
 ``(key, window_start)``, so every window has its own changelog record and
-is recovered, partitioned and expired like any other entry. The table does
-the storing and the expiring (see `Table.using_window`); this module only
-decides *which time* an operation is about.
+is recovered, partitioned and expired like any other entry. The table's
+`~django_faust.tables.windowing.TableWindows` does the window bookkeeping
+(which windows, expiry); this module only decides *which time* an operation
+is about.
 
 Which time: writes and ``value()`` go by the wrapper's relative time, by
 default the timestamp of the event being processed (``relative_to_stream``),
@@ -33,11 +34,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ..exceptions import ImproperlyConfigured
-from ..streams import _current_stream, current_event
+from ..streams import current_event, current_message
 from ..windows import Seconds, Window, WindowRange
+from .windowing import not_windowed
 
 if TYPE_CHECKING:
     from .table import Table
+    from .windowing import TableWindows
 
 __all__ = ["WindowSet", "WindowWrapper"]
 
@@ -48,9 +51,9 @@ def event_time() -> float:
     Read from the message directly: building an `Event` for every windowed
     write would be wasted work in the common case.
     """
-    stream = _current_stream.get()
-    if stream is not None and stream._message is not None:
-        timestamp = stream._message.timestamp
+    message = current_message()
+    if message is not None:
+        timestamp = message.timestamp
         # Kafka uses -1 (and some clients None) for "no timestamp".
         if timestamp is not None and timestamp >= 0:
             return float(timestamp) / 1000.0
@@ -106,10 +109,16 @@ class WindowWrapper:
         )
 
     @property
+    def windows(self) -> TableWindows:
+        """The table's window bookkeeping, which every operation goes through."""
+        windows = self.table.windows
+        if windows is None:
+            raise not_windowed(self.table)
+        return windows
+
+    @property
     def window(self) -> Window:
-        window = self.table.window
-        assert window is not None  # set before a wrapper is made
-        return window
+        return self.windows.window
 
     @property
     def name(self) -> str:
@@ -170,25 +179,21 @@ class WindowWrapper:
                 f"Cannot assign the windows of {value.key!r} to {key!r}; assign "
                 "a value, such as other.value()."
             )
-        self.table._set_windowed(key, value, self.get_timestamp())
+        self.windows.set(key, value, self.get_timestamp())
 
     def __delitem__(self, key: Any) -> None:
         """Delete ``key`` from every window containing the relative time."""
-        self.table._del_windowed(key, self.get_timestamp())
+        self.windows.delete(key, self.get_timestamp())
 
     def __contains__(self, key: object) -> bool:
         """Whether ``key`` has a value in the window of the relative time."""
-        return self.table._windowed_contains(key, self.get_timestamp())
+        return self.windows.contains(key, self.get_timestamp())
 
     # -- everything ---------------------------------------------------------------
 
     def items(self) -> Iterator[tuple[tuple[Any, WindowRange], Any]]:
         """Every ``((key, WindowRange), value)`` the table serves, in no set order."""
-        end_of = self.window._end_of
-        for stored, value in self.table.items():
-            if _is_window_key(stored):
-                key, start = stored
-                yield (key, WindowRange(start, end_of(start))), value
+        return self.windows.items()
 
     def keys(self) -> Iterator[tuple[Any, WindowRange]]:
         """Every ``(key, WindowRange)`` the table serves."""
@@ -229,16 +234,16 @@ class WindowSet:
 
     def current(self) -> Any:
         """The value in the window of the current event's timestamp."""
-        return self.table._windowed_get(self.key, event_time())
+        return self.wrapper.windows.get(self.key, event_time())
 
     def now(self) -> Any:
         """The value in the window of the wall-clock time."""
-        return self.table._windowed_get(self.key, time.time())
+        return self.wrapper.windows.get(self.key, time.time())
 
     def delta(self, d: Seconds) -> Any:
         """The value in the window of ``d`` seconds before the current event."""
         seconds = d.total_seconds() if isinstance(d, timedelta) else float(d)
-        return self.table._windowed_get(self.key, event_time() - seconds)
+        return self.wrapper.windows.get(self.key, event_time() - seconds)
 
     def value(self) -> Any:
         """The value in the window of the wrapper's relative time.
@@ -246,13 +251,14 @@ class WindowSet:
         The same as `current` unless the wrapper was made with
         ``relative_to_now()`` or ``relative_to_field()``.
         """
-        return self.table._windowed_get(self.key, self.wrapper.get_timestamp())
+        return self.wrapper.windows.get(self.key, self.wrapper.get_timestamp())
 
     # -- writing -----------------------------------------------------------------
 
     def apply(self, op: Callable[[Any, Any], Any], value: Any) -> WindowSet:
         """Set every window containing the relative time to ``op(old, value)``."""
-        self.table._apply_window_op(self.key, op, value, self.wrapper.get_timestamp())
+        wrapper = self.wrapper
+        wrapper.windows.apply(self.key, op, value, wrapper.get_timestamp())
         return self
 
     def __iadd__(self, other: Any) -> WindowSet:
@@ -290,10 +296,3 @@ class WindowSet:
 
     def __ior__(self, other: Any) -> WindowSet:
         return self.apply(operator.or_, other)
-
-
-def _is_window_key(stored: Any) -> bool:
-    """Whether a stored key has the ``(key, window_start)`` shape."""
-    return (
-        isinstance(stored, tuple) and len(stored) == 2 and isinstance(stored[1], float)
-    )

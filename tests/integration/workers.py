@@ -53,6 +53,9 @@ def unique(prefix: str) -> str:
 class Project:
     """One test's worker project: its app id, topics and worker processes."""
 
+    #: The directory of the project's ``manage.py`` (a subclass may run another).
+    directory: Path = PROJECT
+
     def __init__(self, broker: TestBroker, outdir: Path, prefix: str) -> None:
         self.broker = broker
         self.outdir = outdir
@@ -133,7 +136,7 @@ class Project:
         with output.open("wb") as out:
             process = subprocess.Popen(
                 command,
-                cwd=PROJECT,
+                cwd=self.directory,
                 env=environ,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -149,7 +152,7 @@ class Project:
         """Run ``manage.py faust ARGS`` (not a worker) and wait for it."""
         return subprocess.run(
             [sys.executable, "manage.py", "faust", *args],
-            cwd=PROJECT,
+            cwd=self.directory,
             env=self.environment(),
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -165,7 +168,7 @@ class Project:
         """
         done = subprocess.run(
             [sys.executable, "manage.py", *args],
-            cwd=PROJECT,
+            cwd=self.directory,
             env=self.environment(),
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -194,7 +197,7 @@ class Project:
                     "--port",
                     str(port),
                 ],
-                cwd=PROJECT,
+                cwd=self.directory,
                 env=self.environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=out,

@@ -169,6 +169,19 @@ class TestData:
         store.delete(3, "b")
         assert store.find_partition("b") is None
 
+    def test_find_partition_among_some_partitions(self, store: Store) -> None:
+        # How a table finds a key outside the event's partition: only the
+        # partitions it serves, the event's own left out, none made local.
+        store.set(0, "a", 1)
+        store.set(2, "a", 1)
+        store.set(3, "b", 2)
+        assert store.find_partition("a", (0, 2), exclude=0) == 2
+        assert store.find_partition("a", (2, 0)) == 2  # in the order given
+        assert store.find_partition("a", (1, 3)) is None
+        assert store.find_partition("b", (3,), exclude=3) is None
+        assert store.find_partition("a", (7,)) is None
+        assert store.partitions() == {0, 2, 3}
+
     def test_reset(self, store: Store) -> None:
         store.set(0, "a", 1)
         store.set_persisted_offset(0, 10)
@@ -228,6 +241,32 @@ class TestChangelog:
         store.apply_changelog(0, records((1, [1, 2])), 0)
         assert store.get(0, 1) == [1, 2]
         assert store.find_partition(1) == 0
+
+    def test_find_shared_keys(self, store: Store) -> None:
+        store.set(1, "a", "one")
+        store.set(2, "b", "two")
+        store.flush()
+        store.set(3, "c", "three")  # not written to disk yet (RocksDB)
+        replayed = records(("a", 1), ("b", 2), ("c", 3), ("d", 4), ("gone", 5))
+        store.apply_changelog(0, [*replayed, (enc("gone"), None)], 5)
+        store.set(9, "d", "nine")  # not served: not compared
+        shared = store.find_shared_keys(
+            {0: {key for key, _ in replayed if key is not None}}, (0, 1, 2, 3, 7)
+        )
+        # "gone" was deleted again; 7 is not local.
+        assert sorted(shared) == [("a", 0), ("b", 0), ("c", 0)]
+        assert 7 not in store.partitions()
+
+    def test_find_shared_keys_of_fresh_partitions(self, store: Store) -> None:
+        # Partitions that held nothing before their replay: their replayed
+        # keys are all they hold.
+        one = records(("a", 1), ("b", 1), ("gone", 1))
+        two = records(("b", 2), ("c", 2), ("gone", 2))
+        store.apply_changelog(0, one, 2)
+        store.apply_changelog(1, [*two, (enc("gone"), None)], 3)
+        replayed = {0: {k for k, _ in one}, 1: {k for k, _ in two}}
+        shared = store.find_shared_keys(replayed, (0, 1), fresh=(0, 1))  # type: ignore[arg-type]
+        assert sorted(shared) == [("b", 0), ("b", 1)]
 
     def test_set_persisted_offset(self, store: Store) -> None:
         store.set_persisted_offset(1, 7)
