@@ -113,8 +113,7 @@ class TableManager(Service, Mapping[str, Table]):
 
     async def on_stop(self) -> None:
         for table in self._tables.values():
-            if table._store is not None:
-                table.store.close()
+            table.close()
 
     # -- changelog ------------------------------------------------------------
 

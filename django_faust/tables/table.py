@@ -214,6 +214,11 @@ class Table(MutableMapping[Any, Any]):
             )
         return self._store
 
+    def close(self) -> None:
+        """Close the store, if it was opened (a table never used opens none)."""
+        if self._store is not None:
+            self._store.close()
+
     # -- which partition --------------------------------------------------------
 
     @property
