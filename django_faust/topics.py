@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -219,14 +220,23 @@ class Topic(Channel):
         at-least-once without waiting for each round trip.
         """
         producer = await self.app.maybe_start_producer()
+        name = self.get_topic_name()
+        started = time.monotonic()
         fut = await producer.send(
-            self.get_topic_name(),
+            name,
             self.encode_key(key, key_serializer),
             self.encode_value(value, value_serializer),
             partition=partition,
             timestamp=timestamp,
             headers=_normalize_headers(headers),
         )
+        sensors = self.app.sensors
+
+        def _sent(done: asyncio.Future[RecordMetadata]) -> None:
+            error = None if done.cancelled() else done.exception()
+            sensors.on_send(name, time.monotonic() - started, error)
+
+        fut.add_done_callback(_sent)
         if callback is not None:
             fut.add_done_callback(callback)
         return fut
