@@ -554,13 +554,15 @@ class App(Service):
         query_param: str | None = None,
         shard_param: str | None = None,
         exact_key: Any = None,
+        topic: Topic | None = None,
     ) -> Callable[[Any], Any]:
         """Answer a page from the worker that owns its table key.
 
         The key is the URL argument ``match_info``, the query parameter
         ``query_param`` (or ``shard_param``), or ``exact_key``. Elsewhere
         the request is forwarded to the owner; while nobody holds the key
-        the answer is 503 with ``Retry-After``.
+        the answer is 503 with ``Retry-After``. ``topic``: the table's source
+        topic, when it encodes keys unlike the table (`django_faust.web.router`).
         """
         from ..web.pages import table_route
 
@@ -570,6 +572,7 @@ class App(Service):
             query_param=query_param,
             shard_param=shard_param,
             exact_key=exact_key,
+            topic=topic,
         )
 
     @property

@@ -51,9 +51,6 @@ def setting(app: App, name: str) -> Any:
     """A web setting's value, or its default (see the module docstring)."""
     value = getattr(app.conf, name, None)
     if value is None:
-        faust = getattr(settings, "FAUST", None) or {}
-        value = faust.get(name.upper())
-    if value is None:
         if name in ("web_expose_stats", "web_expose_metrics"):
             return bool(settings.DEBUG)
         if name in ("web_expose_health", "web_expose_tables"):

@@ -42,6 +42,7 @@ from .router import FORWARDED_HEADER, RETRY_AFTER
 if TYPE_CHECKING:
     from ..app.base import App
     from ..tables import Table
+    from ..topics import Topic
 
 __all__ = ["Page", "TableRoute", "View", "Web", "django_route"]
 
@@ -147,6 +148,8 @@ class TableRoute:
     query_param: str | None = None
     shard_param: str | None = None
     exact_key: Any = None
+    #: The table's source topic, when it encodes keys unlike the changelog.
+    topic: Topic | None = None
 
     def key(self, request: HttpRequest, kwargs: dict[str, Any]) -> Any:
         if self.exact_key is not None:
@@ -188,8 +191,13 @@ def table_route(
     query_param: str | None = None,
     shard_param: str | None = None,
     exact_key: Any = None,
+    topic: Topic | None = None,
 ) -> Callable[[Any], Any]:
-    """Make a page answer from the worker that owns its key (`Page`)."""
+    """Make a page answer from the worker that owns its key (`Page`).
+
+    ``topic`` is the table's source topic, needed only when it encodes keys
+    unlike the table's changelog (see `.router`).
+    """
     given = [
         name
         for name, value in (
@@ -209,7 +217,7 @@ def table_route(
         raise ImproperlyConfigured(
             f"@app.table_route(table=...) needs a table, got {table!r}."
         )
-    spec = TableRoute(table, match_info, query_param, shard_param, exact_key)
+    spec = TableRoute(table, match_info, query_param, shard_param, exact_key, topic)
 
     def _decorate(view: Any) -> Any:
         if isinstance(view, Page):
@@ -318,7 +326,7 @@ class Page:
             return JsonResponse({"error": f"table key {exc}"}, status=400)
         router = self.app.router
         await router.refresh()
-        where = router.route(route.table, key)
+        where = router.route(route.table, key, route.topic)
         if where.local:
             return None
         forwarded = request.headers.get(FORWARDED_HEADER)

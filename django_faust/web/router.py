@@ -3,8 +3,11 @@
 A key of a table lives in one partition, on the worker the consumer group
 gave that partition to. The partition is the one Kafka's default
 partitioner picks for the key *as the table's changelog encodes it* (its
-``key_serializer``), which is the partition of the event that wrote it when
-the source topic encodes keys the same way (as ``group_by`` does). The
+``key_serializer``, JSON by default), which is the partition of the event
+that wrote it when the source topic encodes keys the same way (as
+``group_by`` does). A table fed straight from a topic that encodes keys
+otherwise (the default ``raw`` for ``str`` keys) names that topic:
+``table_route(..., topic=orders)``, ``router.ask(table, key, topic=orders)``. The
 group's assignment, with every worker's web URL, comes from our assignor
 (`~django_faust.transport.kafka.assignor.GroupAssignment`).
 
@@ -106,10 +109,16 @@ class Router:
                 ) from None
         return table
 
-    def partition_for(self, table: Table | str, key: Any) -> int:
-        """The partition of ``table`` that holds ``key``."""
+    def partition_for(
+        self, table: Table | str, key: Any, topic: Topic | None = None
+    ) -> int:
+        """The partition of ``table`` that holds ``key``.
+
+        Kafka's default partitioner on the key as the table's changelog
+        encodes it, or as ``topic`` (the table's source) does when given.
+        """
         table = self.table(table)
-        encoded = table.changelog_topic.encode_key(key)
+        encoded = (topic or table.changelog_topic).encode_key(key)
         if encoded is None:
             raise ValueError(f"Table {table.name!r}: a routed key cannot be None.")
         count = table.partitions or self.app.conf.topic_partitions
@@ -134,10 +143,10 @@ class Router:
             return group
         return self._remote
 
-    def route(self, table: Table | str, key: Any) -> Route:
+    def route(self, table: Table | str, key: Any, topic: Topic | None = None) -> Route:
         """Where ``key`` is, from what this process knows now."""
         table = self.table(table)
-        partition = self.partition_for(table, key)
+        partition = self.partition_for(table, key, topic)
         route = Route(table.name, partition)
         consumer = self._worker_consumer()
         if self.local_only or (table.is_global and consumer is not None):
@@ -189,13 +198,15 @@ class Router:
             )
         return route
 
-    def owner(self, table: Table | str, key: Any) -> str | None:
+    def owner(
+        self, table: Table | str, key: Any, topic: Topic | None = None
+    ) -> str | None:
         """The web URL of the worker that owns ``key`` (None: not known now).
 
         On the memory transport, and for a key this worker holds, that is
         this worker's own URL.
         """
-        route = self.route(table, key)
+        route = self.route(table, key, topic)
         if route.url is not None:
             return route.url
         if route.local:
@@ -218,7 +229,14 @@ class Router:
 
     # -- asking ---------------------------------------------------------------------
 
-    async def ask(self, table: Table | str, key: Any, *, timeout: float = 10.0) -> Any:
+    async def ask(
+        self,
+        table: Table | str,
+        key: Any,
+        *,
+        topic: Topic | None = None,
+        timeout: float = 10.0,
+    ) -> Any:
         """The value of ``key`` in ``table``, from the worker that holds it.
 
         Raises `RouteUnavailable` while nobody can answer (recovering,
@@ -227,7 +245,7 @@ class Router:
         """
         table = self.table(table)
         await self.refresh()
-        route = self.route(table, key)
+        route = self.route(table, key, topic)
         if route.local:
             return table[key]
         if route.url is None:
@@ -237,6 +255,8 @@ class Router:
         path = reverse("django_faust:table-key", args=[table.name])
         encoded = table.changelog_topic.encode_key(key) or b""
         query = base64.urlsafe_b64encode(encoded).decode()
+        if topic is not None:
+            query += f"&partition={route.partition}"
         try:
             response = await self.http.request(
                 "GET",

@@ -296,6 +296,20 @@ async def metrics(app: App, request: HttpRequest) -> Any:
     return HttpResponse(body, content_type=content_type)
 
 
+def _route_partition(app: App, table: Any, partition: int, fallback: Any) -> Any:
+    from .router import Route
+
+    consumer = _running_consumer(app)
+    tp = TP(table.changelog_topic_name, partition)
+    if app.router.local_only or (consumer is not None and tp in consumer.assignment()):
+        return app.router._local_route(Route(table.name, partition), table)
+    group = app.router.group()
+    url = group.url_for(tp) if group is not None else None
+    if url is None or (consumer is not None and url == app.router.url):
+        return Route(table.name, partition, unavailable="being reassigned")
+    return Route(table.name, partition, url=url)
+
+
 @builtin("table-key")
 async def table_key(app: App, request: HttpRequest, name: str) -> Any:
     """The value of one key, encoded as the table's changelog encodes it.
@@ -316,6 +330,10 @@ async def table_key(app: App, request: HttpRequest, name: str) -> Any:
     router = app.router
     await router.refresh()
     where = router.route(table, key)
+    wanted = request.GET.get("partition")
+    if wanted is not None and wanted.isdigit():
+        # The asker routed by the source topic's encoding of the key.
+        where = _route_partition(app, table, int(wanted), where)
     if not where.local:
         if where.url is None or request.headers.get(FORWARDED_HEADER):
             return unavailable(where.unavailable or "not held here")

@@ -63,10 +63,12 @@ class Project:
         self.words = f"words{self.suffix}"
         self.asks = f"asks{self.suffix}"
         self.tallies = f"tallies{self.suffix}"
+        self.orders = f"orders{self.suffix}"
         # The topic `group_by(Click.user)` forwards to (see Stream.group_by).
         self.repartition = f"{self.app_id}-{self.clicks}-user-repartition"
         # The changelog of the ``counts`` table (see Table.changelog_topic).
         self.changelog = f"{self.app_id}-counts-changelog"
+        self.orders_changelog = f"{self.app_id}-order-counts-changelog"
         self.processes: list[subprocess.Popen[bytes]] = []
         self._outputs: dict[int, Path] = {}
         #: Workers stopped on purpose with `stop`.
@@ -82,6 +84,8 @@ class Project:
             self.asks,
             self.tallies,
             self.changelog,
+            self.orders,
+            self.orders_changelog,
         ]
 
     def all_partitions(self) -> set[str]:
@@ -104,14 +108,46 @@ class Project:
         return environ
 
     def start_worker(
-        self, *, delay: float = 0.0, env: dict[str, str] | None = None
+        self,
+        *,
+        delay: float = 0.0,
+        env: dict[str, str] | None = None,
+        web_port: int | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start a worker; ``env`` adds to its environment (``WORKER_STORE``...)."""
-        environ = self.environment(WORKER_EVENT_DELAY=str(delay), **(env or {}))
+        """Start a worker; ``env`` adds to its environment (``WORKER_STORE``...).
+
+        With ``web_port`` it serves the project (and django-faust's views
+        under ``/faust/``) on 127.0.0.1 at that port.
+        """
+        extra = dict(env or {})
+        command = list(WORKER_COMMAND)
+        if web_port is not None:
+            extra["WORKER_WEB_PORT"] = str(web_port)
+            command.remove("--without-web")
+        return self._spawn(command, WORKER_EVENT_DELAY=str(delay), **extra)
+
+    def start_web(self, port: int) -> subprocess.Popen[bytes]:
+        """A web process with no worker in it: uvicorn serving the project."""
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+        ]
+        return self._spawn(command, WORKER_WEB_PORT=str(port))
+
+    def _spawn(self, command: list[str], **env: str) -> subprocess.Popen[bytes]:
+        environ = self.environment(**env)
         output = self.outdir / f"worker-{len(self.processes)}.out"
         with output.open("wb") as out:
             process = subprocess.Popen(
-                WORKER_COMMAND,
+                command,
                 cwd=PROJECT,
                 env=environ,
                 stdin=subprocess.DEVNULL,
@@ -245,7 +281,7 @@ class Project:
                         1,
                         topic_configs=(
                             {"cleanup.policy": "compact"}
-                            if name == self.changelog
+                            if name in (self.changelog, self.orders_changelog)
                             else {}
                         ),
                     )

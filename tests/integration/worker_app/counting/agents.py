@@ -121,3 +121,17 @@ async def leader_tick() -> None:
     """``<time>`` per tick, in tick-<pid>.log: only the group's leader ticks."""
     with _log("tick") as log:
         log.write(f"{time.time():.3f}\n")
+
+
+#: Orders per account (the web tests): the topic's keys are JSON, as the
+#: table's changelog encodes them, so the router finds a key's partition.
+orders_topic = app.topic(
+    f"orders{SUFFIX}", key_type=str, value_type=int, key_serializer="json"
+)
+order_counts = app.Table("order-counts", default=int, help="Orders per account.")
+
+
+@app.agent(orders_topic)
+async def count_orders(stream: Any) -> None:
+    async for event in stream.events():
+        order_counts[event.key] += event.value
