@@ -194,6 +194,8 @@ async def test_table_routes_forward_to_the_owner_and_follow_a_failover(
     assert orders_table["keys"] == len(ACCOUNTS)
     assignment = (await get(f"{base_a}faust/assignment/")).json()
     assert [m["url"] for m in assignment["members"].values()] == [base_a]
+    agents = (await get(f"{base_a}faust/agents/")).json()["agents"]
+    assert "counting.agents.count_orders" in [agent["name"] for agent in agents]
     assert (await get(f"{base_a}faust/health/ready/")).status == 200
     assert (await get(f"{base_a}faust/health/live/")).status == 200
     html = await get(f"{base_a}faust/lag/?format=html")

@@ -17,7 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from django_faust import app
 from django_faust.exceptions import ImproperlyConfigured
+from django_faust.sensors import Sensor
 from django_faust.web.pages import django_route
+from django_faust.web.router import RouteUnavailable
 from tests.testapp.agents import count_orders, order_counts
 
 pytestmark = pytest.mark.urls("tests.web_urls")
@@ -35,13 +37,19 @@ async def running() -> Any:
         await app.stop()
 
 
+def _counted() -> int:
+    return sum(a.stream.events_total for a in count_orders.actors)
+
+
 async def _send_orders(accounts: dict[str, int]) -> None:
+    """Send orders and wait until the agent has counted them."""
+    before = _counted()
     for account, n in accounts.items():
         for _ in range(n):
             await app.send("tests-orders", key=account, value=1)
     total = sum(accounts.values())
     for _ in range(200):
-        if sum(a.stream.events_total for a in count_orders.actors) >= total:
+        if _counted() >= before + total:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the orders were not counted")
@@ -201,3 +209,53 @@ def test_no_view_shows_settings_values() -> None:
     source = inspect.getsource(views)
     assert "conf.broker" not in source
     assert "SECRET" not in source
+
+
+@module_loop
+async def test_a_recovering_table_answers_503_with_retry_after(running: Any) -> None:
+    client = AsyncClient()
+    app.tables.recovered.clear()
+    try:
+        response = await client.get("/faust/count/acct-3/")
+        assert response.status_code == 503
+        assert response["Retry-After"] == "1"
+        assert "recovering" in response.json()["reason"]
+        with pytest.raises(RouteUnavailable):
+            await app.router.ask(order_counts, "acct-3")
+    finally:
+        app.tables.recovered.set()
+    assert (await client.get("/faust/count/acct-3/")).status_code == 200
+
+
+@module_loop
+async def test_a_sensor_of_ones_own_gets_the_hooks(running: Any) -> None:
+    class Recorder(Sensor):
+        def __init__(self) -> None:
+            self.batches: list[tuple[str, int]] = []
+            self.commits = 0
+            self.sends: list[str] = []
+
+        def on_batch(self, tp: Any, count: int) -> None:
+            self.batches.append((tp.topic, count))
+
+        def on_commit(self, offsets: Any, seconds: float) -> None:
+            assert seconds >= 0
+            self.commits += 1
+
+        def on_send(self, topic: str, seconds: float, error: Any) -> None:
+            self.sends.append(topic)
+
+    recorder = app.sensors.add(Recorder())
+    try:
+        await _send_orders({"acct-8": 3})
+        await app.consumer.commit()
+        assert sum(n for t, n in recorder.batches if t == "tests-orders") == 3
+        assert recorder.sends.count("tests-orders") == 3
+        assert recorder.commits == 1
+    finally:
+        app.sensors.remove(recorder)
+
+
+def test_sensors_add_refuses_what_is_not_a_sensor() -> None:
+    with pytest.raises(TypeError, match="takes a Sensor"):
+        app.sensors.add(object())  # type: ignore[arg-type]
