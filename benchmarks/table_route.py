@@ -10,7 +10,9 @@ serving ``/faust/`` (the page ``count/<account>/`` with
 table, then sends GET requests to worker A for ``--seconds`` each: first for
 a key A owns (answered locally), then for a key B owns (forwarded A -> B and
 back). Requests go over keep-alive connections, ``--concurrency`` at a
-time, from this process. Prints requests/s, p50 and p99 for both.
+time, from this process. Prints requests/s, p50 and p99 for both, and for
+``health/live/`` (a built-in view with no table route) as the baseline of
+Django and uvicorn themselves.
 """
 
 from __future__ import annotations
@@ -91,13 +93,16 @@ async def main(seconds: float, concurrency: int) -> None:
             print(
                 f"concurrency {concurrency}, {seconds:.0f} s each, worker A :{port_a}"
             )
-            for what, account in (
-                ("local key", local),
-                ("forwarded key (A->B)", remote),
-            ):
-                count, latencies = await hammer(
-                    f"{base}{account}/", seconds, concurrency
-                )
+            rows = (
+                (
+                    "no route (health/live)",
+                    f"http://127.0.0.1:{port_a}/faust/health/live/",
+                ),
+                ("local key", f"{base}{local}/"),
+                ("forwarded key (A->B)", f"{base}{remote}/"),
+            )
+            for what, url in rows:
+                count, latencies = await hammer(url, seconds, concurrency)
                 print(summary(what, count, latencies, seconds))
         finally:
             project.stop_all()
