@@ -7,8 +7,9 @@ group's assignment); in production they are closed unless opened:
   ``tables/``, ``assignment/``, ``lag/``;
 - ``WEB_EXPOSE_METRICS`` (default: ``DEBUG``): ``metrics/``;
 - ``WEB_EXPOSE_HEALTH`` (default: True): ``health/live/``, ``health/ready/``;
-- ``WEB_EXPOSE_TABLES`` (default: True): ``tables/<name>/key/``, which
-  ``app.router.ask`` uses between workers;
+- ``WEB_EXPOSE_TABLES`` (default: ``DEBUG``): ``tables/<name>/key/`` for
+  anyone; a worker's own ``app.router.ask`` of another worker is signed
+  with the project's ``SECRET_KEY`` and always let in;
 - ``WEB_PERMISSION``: a callable (or its dotted path)
   ``(request, view_name) -> bool`` that, when set, decides for every
   built-in view instead of the settings above (a staff check, a token).
@@ -51,9 +52,9 @@ def setting(app: App, name: str) -> Any:
     """A web setting's value, or its default (see the module docstring)."""
     value = getattr(app.conf, name, None)
     if value is None:
-        if name in ("web_expose_stats", "web_expose_metrics"):
+        if name in ("web_expose_stats", "web_expose_metrics", "web_expose_tables"):
             return bool(settings.DEBUG)
-        if name in ("web_expose_health", "web_expose_tables"):
+        if name == "web_expose_health":
             return True
     return value
 

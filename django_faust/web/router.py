@@ -22,10 +22,12 @@ On the ``memory://`` transport there is one process: every key is local.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import time
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORWARDED_HEADER",
+    "SIGNATURE_HEADER",
     "Route",
     "RouteUnavailable",
     "Router",
@@ -51,10 +54,31 @@ logger = logging.getLogger(__name__)
 
 #: Request header of a forwarded request: the receiver never forwards again.
 FORWARDED_HEADER = "X-Faust-Forwarded"
+#: Request header with which a worker signs its ``ask`` of another worker.
+SIGNATURE_HEADER = "X-Faust-Signature"
+_SIGNATURE_SALT = "django_faust.web.router.ask"
 #: Seconds a web process trusts the assignment it read from the routes topic.
 ROUTES_MAX_AGE = 2.0
 #: Seconds a client is told to wait (``Retry-After``) while a key has no owner.
 RETRY_AFTER = 1
+
+
+def sign(target: str) -> str:
+    """The signature of a request for ``target`` (path and query).
+
+    Workers of one project share ``SECRET_KEY``: a worker's `Router.ask`
+    is let in by another even where the key view is closed to the public.
+    """
+    from django.utils.crypto import salted_hmac
+
+    return salted_hmac(_SIGNATURE_SALT, target, algorithm="sha256").hexdigest()
+
+
+def signed(target: str, signature: str | None) -> bool:
+    """Whether ``signature`` is `sign`'s for ``target``."""
+    from django.utils.crypto import constant_time_compare
+
+    return signature is not None and constant_time_compare(sign(target), signature)
 
 
 class RouteUnavailable(Exception):
@@ -89,6 +113,9 @@ class Router:
         self._remote: GroupAssignment | None = None
         self._remote_read_at = 0.0
         self._routes_topic: Topic | None = None
+        self._reading: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Task[GroupAssignment | None]
+        ] = weakref.WeakKeyDictionary()
 
     # -- where --------------------------------------------------------------------
 
@@ -219,9 +246,19 @@ class Router:
             return self.group()
         if time.monotonic() - self._remote_read_at < ROUTES_MAX_AGE:
             return self._remote
-        self._remote = await self._read_routes()
+        loop = asyncio.get_running_loop()
+        reading = self._reading.get(loop)
+        if reading is None:
+            # One read at a time per loop; concurrent requests wait for it.
+            reading = self._reading[loop] = loop.create_task(self._read_routes())
+        try:
+            group = await asyncio.shield(reading)
+        finally:
+            if reading.done() and self._reading.get(loop) is reading:
+                del self._reading[loop]
+        self._remote = group
         self._remote_read_at = time.monotonic()
-        return self._remote
+        return group
 
     def forget(self) -> None:
         """Drop the assignment a web process read (a worker did not answer)."""
@@ -257,11 +294,12 @@ class Router:
         query = base64.urlsafe_b64encode(encoded).decode()
         if topic is not None:
             query += f"&partition={route.partition}"
+        target = f"{path}?key={query}"
         try:
             response = await self.http.request(
                 "GET",
-                f"{route.url.rstrip('/')}{path}?key={query}",
-                headers={FORWARDED_HEADER: "1"},
+                f"{route.url.rstrip('/')}{target}",
+                headers={FORWARDED_HEADER: "1", SIGNATURE_HEADER: sign(target)},
                 timeout=timeout,
             )
         except WorkerUnreachable as exc:

@@ -24,7 +24,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonRespons
 from ..types import TP
 from .access import allowed
 from .pages import forward, unavailable
-from .router import FORWARDED_HEADER
+from .router import FORWARDED_HEADER, SIGNATURE_HEADER, signed
 
 if TYPE_CHECKING:
     from ..app.base import App
@@ -57,7 +57,7 @@ def builtin(name: str) -> Callable[[Callable[..., Any]], View]:
         @wraps(fun)
         async def view(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
             app = _app()
-            if not allowed(app, request, name):
+            if not allowed(app, request, name) and not _worker_asks(request, name):
                 return JsonResponse(
                     {"error": "forbidden", "view": name, "hint": _HINT}, status=403
                 )
@@ -79,6 +79,13 @@ _HINT = (
     '["WEB_EXPOSE_METRICS"], ["WEB_EXPOSE_HEALTH"] or decide with '
     '["WEB_PERMISSION"]'
 )
+
+
+def _worker_asks(request: HttpRequest, name: str) -> bool:
+    """A signed `Router.ask` of another worker of this project."""
+    return name == "table-key" and signed(
+        request.get_full_path(), request.headers.get(SIGNATURE_HEADER)
+    )
 
 
 def wants_html(request: HttpRequest) -> bool:

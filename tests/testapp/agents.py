@@ -16,7 +16,9 @@ async def greet(stream):
 
 #: Orders per account, for the web tests (pages with a table route).
 orders = app.topic("tests-orders", key_type=str, value_type=int)
-order_counts = app.Table("order-counts", default=int, key_serializer="raw")
+order_counts = app.Table(
+    "order-counts", default=int, key_type=str, key_serializer="raw"
+)
 
 
 @app.agent(orders)

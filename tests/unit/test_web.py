@@ -259,3 +259,27 @@ async def test_a_sensor_of_ones_own_gets_the_hooks(running: Any) -> None:
 def test_sensors_add_refuses_what_is_not_a_sensor() -> None:
     with pytest.raises(TypeError, match="takes a Sensor"):
         app.sensors.add(object())  # type: ignore[arg-type]
+
+
+@module_loop
+@override_settings(DEBUG=False)
+async def test_the_key_view_lets_in_only_signed_asks_in_production(
+    running: Any,
+) -> None:
+    import base64
+
+    from django_faust.web.router import SIGNATURE_HEADER, sign
+
+    await _send_orders({"acct-4": 2})
+    key = base64.urlsafe_b64encode(b"acct-4").decode()
+    target = f"/faust/tables/order-counts/key/?key={key}"
+    client = AsyncClient()
+    assert (await client.get(target)).status_code == 403
+    forged = await client.get(target, headers={SIGNATURE_HEADER: "0" * 64})
+    assert forged.status_code == 403
+    answer = await client.get(target, headers={SIGNATURE_HEADER: sign(target)})
+    assert answer.status_code == 200
+    assert (
+        order_counts.changelog_topic.decode_value(answer.content)
+        == (order_counts["acct-4"])
+    )
