@@ -549,17 +549,18 @@ class App(Service):
     def table_route(
         self,
         table: TableT,
+        shard_param: str | None = None,
         *,
         match_info: str | None = None,
         query_param: str | None = None,
-        shard_param: str | None = None,
         exact_key: Any = None,
         topic: Topic | None = None,
     ) -> Callable[[Any], Any]:
         """Answer a page from the worker that owns its table key.
 
         The key is the URL argument ``match_info``, the query parameter
-        ``query_param`` (or ``shard_param``), or ``exact_key``. Elsewhere
+        ``query_param`` (or ``shard_param``, which may be given second, as
+        in ``app.table_route(table, "account")``), or ``exact_key``. Elsewhere
         the request is forwarded to the owner; while nobody holds the key
         the answer is 503 with ``Retry-After``. ``topic``: the table's source
         topic, when it encodes keys unlike the table (`django_faust.web.router`).

@@ -35,3 +35,20 @@ class counter(View):
     async def post(self, request):
         await app.send("tests-orders", key=request.POST["account"], value=1)
         return self.json({"sent": True}, status=202)
+
+
+@app.page("/accounts/{account}/")
+class account(View):
+    """Faust's class form, the table route on the method."""
+
+    @app.table_route(table=order_counts, match_info="account")
+    async def get(self, request, account):
+        return self.json({"account": account, "count": order_counts[account]})
+
+
+@app.page("shard/")
+@app.table_route(order_counts, "account")
+async def shard(web, request):
+    """Faust 1.0's positional ``shard_param``."""
+    account = request.GET["account"]
+    return web.json({"account": account, "count": order_counts[account]})

@@ -93,6 +93,10 @@ async def test_pages_answer_from_the_table(running: Any) -> None:
     assert faust.json()["count"] >= 1
     query = await client.get("/faust/by-query/", {"account": "acct-3"})
     assert query.json()["count"] == before + 3
+    routed_method = await client.get("/faust/accounts/acct-3/")
+    assert routed_method.json() == {"account": "acct-3", "count": before + 3}
+    shard = await client.get("/faust/shard/", {"account": "acct-3"})
+    assert shard.json()["count"] == before + 3
     missing = await client.get("/faust/by-query/")
     assert missing.status_code == 400
     assert "'account' is required" in missing.json()["error"]
@@ -216,6 +220,9 @@ async def test_a_recovering_table_answers_503_with_retry_after(running: Any) -> 
     client = AsyncClient()
     app.tables.recovered.clear()
     try:
+        for path in ("/faust/count/acct-3/", "/faust/accounts/acct-3/"):
+            routed = await client.get(path)
+            assert routed.status_code == 503, path
         response = await client.get("/faust/count/acct-3/")
         assert response.status_code == 503
         assert response["Retry-After"] == "1"
