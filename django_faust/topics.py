@@ -230,13 +230,7 @@ class Topic(Channel):
             timestamp=timestamp,
             headers=_normalize_headers(headers),
         )
-        sensors = self.app.sensors
-
-        def _sent(done: asyncio.Future[RecordMetadata]) -> None:
-            error = None if done.cancelled() else done.exception()
-            sensors.on_send(name, time.monotonic() - started, error)
-
-        fut.add_done_callback(_sent)
+        fut.add_done_callback(_send_sensor(self.app.sensors, name, started))
         if callback is not None:
             fut.add_done_callback(callback)
         return fut
@@ -267,6 +261,7 @@ class Topic(Channel):
         name = self._single_name
         if name is None:
             name = self._single_name = self.get_topic_name()
+        started = time.monotonic()
         fut = self.app.producer.send_soon(
             name,
             self.encode_key(key, key_serializer),
@@ -275,6 +270,7 @@ class Topic(Channel):
             timestamp=timestamp,
             headers=_normalize_headers(headers) if headers else (),
         )
+        fut.add_done_callback(_send_sensor(self.app.sensors, name, started))
         if callback is not None:
             fut.add_done_callback(callback)
         return fut
@@ -299,3 +295,15 @@ class Topic(Channel):
                 deleting=self.deleting,
                 retention=self.retention,
             )
+
+
+def _send_sensor(
+    sensors: Any, topic: str, started: float
+) -> Callable[[asyncio.Future[RecordMetadata]], None]:
+    """A done callback telling the sensors how a send went, and how long it took."""
+
+    def _sent(done: asyncio.Future[RecordMetadata]) -> None:
+        error = None if done.cancelled() else done.exception()
+        sensors.on_send(topic, time.monotonic() - started, error)
+
+    return _sent
