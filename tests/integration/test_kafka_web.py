@@ -170,6 +170,10 @@ async def test_table_routes_forward_to_the_owner_and_follow_a_failover(
     assert owners_by_pid(via_web) == owners_by_pid(from_a)
     assert all("x-faust-forwarded-to" in r.headers for r in via_web.values())
     assert (await get(f"{base_web}faust/health/ready/")).status == 503
+    members = (await get(f"{base_web}faust/assignment/")).json()["members"]
+    assert sorted(m["url"] for m in members.values()) == sorted([base_a, base_b])
+    asked = (await get(f"{base_web}faust/ask/acct-5/")).json()
+    assert asked["count"] == ACCOUNTS["acct-5"]
 
     # Everything committed before the kill: the new owner recovers it all.
     await wait_committed(project, base_a, base_b)
