@@ -113,6 +113,8 @@ class Router:
         self._remote: GroupAssignment | None = None
         self._remote_read_at = 0.0
         self._routes_topic: Topic | None = None
+        self._counts: dict[str, int] = {}
+        self._counts_of: GroupAssignment | None = None
         self._reading: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, asyncio.Task[GroupAssignment | None]
         ] = weakref.WeakKeyDictionary()
@@ -148,8 +150,24 @@ class Router:
         encoded = (topic or table.changelog_topic).encode_key(key)
         if encoded is None:
             raise ValueError(f"Table {table.name!r}: a routed key cannot be None.")
-        count = table.partitions or self.app.conf.topic_partitions
-        return partition_for_key(encoded, count)
+        return partition_for_key(encoded, self._partition_count(table))
+
+    def _partition_count(self, table: Table) -> int:
+        """The changelog's partitions: as the group has them, else as declared.
+
+        The group's assignment covers every partition of the topic, so it
+        is right even for a topic created with another count than declared.
+        """
+        declared = table.partitions or self.app.conf.topic_partitions
+        group = None if self.local_only else self.group()
+        if group is None or table.is_global:
+            return declared
+        if self._counts_of is not group:
+            counts: dict[str, int] = {}
+            for tp in group.owners:
+                counts[tp.topic] = max(counts.get(tp.topic, 0), tp.partition + 1)
+            self._counts, self._counts_of = counts, group
+        return self._counts.get(table.changelog_topic_name, declared)
 
     @property
     def local_only(self) -> bool:
