@@ -33,10 +33,13 @@ setup(
         "click>=8.1",
         "cronsim>=2.8",
         "uvicorn>=0.30",
+        "h11>=0.14",
     ],
     extras_require={
         "rocksdb": ["rocksdict>=0.3.23"],
+        "prometheus": ["prometheus_client>=0.20"],
         "test": [
+            "prometheus_client>=0.20",
             "pytest>=8",
             "pytest-django>=4.8",
             "pytest-asyncio>=0.24",

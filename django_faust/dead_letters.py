@@ -76,7 +76,7 @@ class DeadLetters:
         self, message: Any, stage: str, exc: BaseException, agent: str | None = None
     ) -> None:
         self.total += 1
-        self.app.monitor.on_dead_letter(message.topic)
+        self.app.sensors.on_dead_letter(message.topic)
         key, value = message.key, message.value
         if not _is_bytes(key) or not _is_bytes(value):
             # A local channel carries Python objects: the log line above is

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -244,6 +245,7 @@ class Topic(Channel):
             key, value, headers, key_serializer, value_serializer
         )
         producer = await self.app.maybe_start_producer()
+        started = time.monotonic()
         fut = await producer.send(
             name,
             key_bytes,
@@ -252,6 +254,7 @@ class Topic(Channel):
             timestamp=timestamp,
             headers=header_pairs,
         )
+        fut.add_done_callback(_send_sensor(self.app.sensors, name, started))
         if callback is not None:
             fut.add_done_callback(callback)
         return fut
@@ -316,6 +319,7 @@ class Topic(Channel):
         name, key_bytes, value_bytes, header_pairs = self.prepare(
             key, value, headers, key_serializer, value_serializer
         )
+        started = time.monotonic()
         fut = self.app.producer.send_soon(
             name,
             key_bytes,
@@ -324,6 +328,7 @@ class Topic(Channel):
             timestamp=timestamp,
             headers=header_pairs,
         )
+        fut.add_done_callback(_send_sensor(self.app.sensors, name, started))
         if callback is not None:
             fut.add_done_callback(callback)
         return fut
@@ -493,3 +498,15 @@ class Topic(Channel):
 def _is_record_type(value_type: Any) -> bool:
     """Whether a topic's ``value_type`` is a `Record` class."""
     return isinstance(value_type, type) and issubclass(value_type, Record)
+
+
+def _send_sensor(
+    sensors: Any, topic: str, started: float
+) -> Callable[[asyncio.Future[RecordMetadata]], None]:
+    """A done callback telling the sensors how a send went, and how long it took."""
+
+    def _sent(done: asyncio.Future[RecordMetadata]) -> None:
+        error = None if done.cancelled() else done.exception()
+        sensors.on_send(topic, time.monotonic() - started, error)
+
+    return _sent

@@ -333,6 +333,7 @@ class Agent(Service):
     async def actor_failed(self, actor: Actor, exc: Exception) -> None:
         """An actor raised: dead-letter its event, count it, call ``on_error``."""
         self.errors_total += 1
+        self.app.sensors.on_agent_error(self.name, exc)
         held = actor.stream.take_held()
         if held is not None:
             message, batch, index = held

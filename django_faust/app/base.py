@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import importlib.util
 import inspect
 import logging
+import time
 from dataclasses import dataclass
 from typing import (
     TYPE_CHECKING,
@@ -39,7 +41,7 @@ from ..conf import Settings
 from ..conf.sources import settings_from_source
 from ..dead_letters import DeadLetters
 from ..exceptions import ImproperlyConfigured
-from ..sensors import Monitor
+from ..sensors import Monitor, SensorDelegate
 from ..streams import Stream
 from ..tables import GlobalTable, SetGlobalTable, SetTable, Table, TableManager
 from ..topics import Topic
@@ -54,6 +56,8 @@ if TYPE_CHECKING:
     from ..tables.wrappers import WindowWrapper
     from ..transport.base import Consumer, Producer, Transport
     from ..types import RecordMetadata
+    from ..web.pages import Page
+    from ..web.router import Router
     from ..windows import Window
 
 __all__ = ["App", "CommandSpec", "TaskSpec"]
@@ -148,6 +152,18 @@ class App(Service):
         self.service_classes: dict[str, Any] = {}
         self.tables = TableManager(self)
         self.monitor = Monitor(self)
+        #: Observers of the app's moments (`~django_faust.sensors.Sensor`);
+        #: the Monitor is the first.
+        self.sensors = SensorDelegate(self.monitor)
+        if importlib.util.find_spec("prometheus_client") is not None:
+            from ..sensors.prometheus import sensor_for
+
+            sensor_for(self)
+        #: ``@app.page`` views by path (Django syntax), for ``django_faust.urls``.
+        self.pages: dict[str, Page] = {}
+        self._router: Router | None = None
+        self._commit_started_at: float | None = None
+        self._rebalance_started_at: float | None = None
         self.dead_letters = DeadLetters(self)
         self.client_only = False
         #: The event loop the app runs on while started (see ``client.py``).
@@ -263,24 +279,59 @@ class App(Service):
         The consumer never reaches into the app: these are its only ways in.
         """
         conductor = self.conductor
+        sensors = self.sensors
+        conductor_deliver = conductor.deliver
+
+        def deliver(batch: Any) -> None:
+            sensors.on_batch(batch.tp, len(batch.messages))
+            conductor_deliver(batch)
+
         return ConsumerCallbacks(
             topics=conductor.topic_names,
-            deliver=conductor.deliver,
+            deliver=deliver,
             passive=lambda: conductor.passive,
             before_commit=self._before_commit,
-            after_commit=lambda offsets: self.monitor.on_commit(offsets),
+            after_commit=self._after_commit,
             on_revoking=conductor.revoke,
             on_revoked=lambda tps: self.on_partitions_revoked.send(tps),
             on_assigning=lambda tps, standbys: self.tables.on_partitions_assigned(
                 tps, standbys
             ),
             on_assigned=lambda tps: self.on_partitions_assigned.send(tps),
-            on_rebalance_start=lambda: self.on_rebalance_start.send(),
+            on_rebalance_start=self._rebalance_started,
             on_rebalance_return=lambda: self.on_rebalance_return.send(),
-            on_rebalance_complete=lambda: self.on_rebalance_complete.send(),
+            on_rebalance_complete=self._rebalance_completed,
             standby_topics=lambda: self.tables.standby_topics(),
             copartitioned=getattr(self, "assignor_copartitioned_groups", None),
         )
+
+    async def _rebalance_started(self) -> None:
+        self._rebalance_started_at = time.monotonic()
+        self.sensors.on_rebalance_start()
+        await self.on_rebalance_start.send()
+
+    async def _rebalance_completed(self) -> None:
+        started = self._rebalance_started_at
+        self.sensors.on_rebalance_complete(
+            time.monotonic() - started if started is not None else 0.0
+        )
+        if not self.router.local_only:
+            # For web processes without a worker (see web.router).
+            self._task_futures.append(asyncio.ensure_future(self._publish_routes()))
+        await self.on_rebalance_complete.send()
+
+    async def _publish_routes(self) -> None:
+        try:
+            await self.router.publish()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning("Could not publish the group's assignment: %r", exc)
+
+    def _after_commit(self, offsets: Any) -> None:
+        started = self._commit_started_at
+        seconds = time.monotonic() - started if started is not None else 0.0
+        self.sensors.on_commit(offsets, seconds)
 
     async def _before_commit(self) -> None:
         """Make durable what acked events produced, before their offsets.
@@ -289,6 +340,7 @@ class App(Service):
         of the events that made them are committed), then whatever else is
         still in the producer's buffer.
         """
+        self._commit_started_at = time.monotonic()
         await self.tables.flush()
         producer = self._producer
         if producer is not None and producer.started:
@@ -500,6 +552,63 @@ class App(Service):
             return f
 
         return _decorate
+
+    def page(self, path: str, *, name: str | None = None) -> Callable[[Any], Any]:
+        """Serve an async view at ``path`` under ``include("django_faust.urls")``.
+
+        ``path`` is in Django's syntax relative to the mount
+        (``"count/<str:account>/"``; Faust's ``"/count/{account}/"`` works
+        too). The view is ``async def view(request, **kwargs)``, Faust's
+        ``async def view(web, request, **kwargs)``, or a class with async
+        ``get``/``post``/... methods (see `django_faust.web.pages`).
+        """
+        from ..web.pages import Page
+
+        def _decorate(view: Any) -> Any:
+            page = Page(self, path, view, name)
+            self.pages[page.route_path] = page
+            return view
+
+        return _decorate
+
+    def table_route(
+        self,
+        table: Table,
+        shard_param: str | None = None,
+        *,
+        match_info: str | None = None,
+        query_param: str | None = None,
+        exact_key: Any = None,
+        topic: Topic | None = None,
+    ) -> Callable[[Any], Any]:
+        """Answer a page from the worker that owns its table key.
+
+        The key is the URL argument ``match_info``, the query parameter
+        ``query_param`` (or ``shard_param``, which may be given second, as
+        in ``app.table_route(table, "account")``), or ``exact_key``. Elsewhere
+        the request is forwarded to the owner; while nobody holds the key
+        the answer is 503 with ``Retry-After``. ``topic``: the table's source
+        topic, when it encodes keys unlike the table (`django_faust.web.router`).
+        """
+        from ..web.pages import table_route
+
+        return table_route(
+            table,
+            match_info=match_info,
+            query_param=query_param,
+            shard_param=shard_param,
+            exact_key=exact_key,
+            topic=topic,
+        )
+
+    @property
+    def router(self) -> Router:
+        """Which worker owns a table key (``owner``), and its value (``ask``)."""
+        if self._router is None:
+            from ..web.router import Router
+
+            self._router = Router(self)
+        return self._router
 
     @overload
     def Table(

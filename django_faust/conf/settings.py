@@ -10,6 +10,7 @@ derived from those declarations, so adding a setting is a one-place change.
 
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import datetime
 import os
@@ -376,6 +377,46 @@ class Settings:
         validators=(host_name,),
     )
 
+    web_expose_stats: Setting[bool | None] = Setting(
+        bool,
+        nullable=True,
+        default=None,
+        default_doc="None (follows DEBUG)",
+        help="Serve the built-in views stats/, agents/, tables/, assignment/ and "
+        "lag/ under include('django_faust.urls'); None follows Django's DEBUG, "
+        "so they are closed in production unless opened here.",
+    )
+    web_expose_metrics: Setting[bool | None] = Setting(
+        bool,
+        nullable=True,
+        default=None,
+        default_doc="None (follows DEBUG)",
+        help="Serve metrics/ (Prometheus text format); None follows DEBUG.",
+    )
+    web_expose_health: Setting[bool] = Setting(
+        bool,
+        default=True,
+        help="Serve health/live/ and health/ready/ (for Kubernetes probes).",
+    )
+    web_expose_tables: Setting[bool | None] = Setting(
+        bool,
+        nullable=True,
+        default=None,
+        default_doc="None (follows DEBUG)",
+        help="Serve tables/<name>/key/ to anyone; None follows DEBUG. A worker's "
+        "app.router.ask of another worker is signed with SECRET_KEY and is "
+        "always let in.",
+    )
+    web_permission: Setting[Any] = Setting(
+        (str, collections.abc.Callable),  # type: ignore[arg-type]  # an ABC
+        nullable=True,
+        default=None,
+        help="A callable (request, view_name) -> bool, or its dotted path, that "
+        "decides for every built-in view instead of the WEB_EXPOSE_* settings "
+        "(a staff check, a token).",
+        validators=(import_path,),
+        expects="a callable or its dotted import path (str)",
+    )
     timezone: Setting[datetime.tzinfo] = Setting(
         (str, datetime.tzinfo),
         nullable=True,

@@ -1,5 +1,6 @@
-"""Sensors: statistics about a running app."""
+"""Sensors: statistics about a running app (`Sensor`, `Monitor`)."""
 
+from .base import Sensor, SensorDelegate
 from .monitor import Monitor
 
-__all__ = ["Monitor"]
+__all__ = ["Monitor", "Sensor", "SensorDelegate"]

@@ -323,7 +323,7 @@ class TableManager(Service, Mapping[str, Table]):
                     done,
                     remaining,
                 )
-        self.app.monitor.on_recovery_progress(self.recovery)
+        self.app.sensors.on_recovery_progress(self.recovery)
 
     async def _follow_global_tables(self) -> None:
         """Global tables: recover every partition, then keep following."""

@@ -237,6 +237,14 @@ class Consumer(Service, abc.ABC):
         """Changelog partitions this member keeps a standby copy of."""
         return set()
 
+    def group_assignment(self) -> Any:
+        """What the last rebalance said about the whole group (the router's map).
+
+        A `~.kafka.assignor.GroupAssignment`, or None where there is no group
+        (one process holds everything).
+        """
+        return None
+
     # -- lifecycle ------------------------------------------------------------
 
     async def on_start(self) -> None:

@@ -145,7 +145,7 @@ async def test_eight_threads_send_8000_events_each_processed_once(project_factor
 async def test_async_view_served_by_uvicorn_in_another_process(project_factory):
     project, worker = await started(project_factory, "send-asgi")
     port = free_port()
-    server = project.start_server(port)
+    server = project.start_web(port)
     url = f"http://127.0.0.1:{port}/async-events/"
 
     def post(n: int) -> dict:

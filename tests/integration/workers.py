@@ -68,10 +68,12 @@ class Project:
         self.tallies = f"tallies{self.suffix}"
         self.orders = f"orders{self.suffix}"
         self.notes = f"notes{self.suffix}"
+        self.order_rows = f"order-rows{self.suffix}"
         # The topic `group_by(Click.user)` forwards to (see Stream.group_by).
         self.repartition = f"{self.app_id}-{self.clicks}-user-repartition"
         # The changelog of the ``counts`` table (see Table.changelog_topic).
         self.changelog = f"{self.app_id}-counts-changelog"
+        self.orders_changelog = f"{self.app_id}-order-counts-changelog"
         self.processes: list[subprocess.Popen[bytes]] = []
         self._outputs: dict[int, Path] = {}
         #: Workers stopped on purpose with `stop`.
@@ -88,7 +90,9 @@ class Project:
             self.tallies,
             self.changelog,
             self.orders,
+            self.orders_changelog,
             self.notes,
+            self.order_rows,
         ]
 
     def all_partitions(self) -> set[str]:
@@ -119,20 +123,35 @@ class Project:
     ) -> subprocess.Popen[bytes]:
         """Start a worker; ``env`` adds to its environment (``WORKER_STORE``...).
 
-        With ``web_port``, the worker also serves the project's views there.
+        With ``web_port`` it serves the project (and django-faust's views
+        under ``/faust/``) on 127.0.0.1 at that port.
         """
-        environ = self.environment(WORKER_EVENT_DELAY=str(delay), **(env or {}))
-        output = self.outdir / f"worker-{len(self.processes)}.out"
-        command = WORKER_COMMAND
+        extra = dict(env or {})
+        command = list(WORKER_COMMAND)
         if web_port is not None:
-            command = [
-                *(arg for arg in WORKER_COMMAND if arg != "--without-web"),
-                "--web",
-                "--web-port",
-                str(web_port),
-                "--web-bind",
-                "127.0.0.1",
-            ]
+            extra["WORKER_WEB_PORT"] = str(web_port)
+            command.remove("--without-web")
+        return self._spawn(command, WORKER_EVENT_DELAY=str(delay), **extra)
+
+    def start_web(self, port: int) -> subprocess.Popen[bytes]:
+        """A web process with no worker in it: uvicorn serving the project."""
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+        ]
+        return self._spawn(command, WORKER_WEB_PORT=str(port))
+
+    def _spawn(self, command: list[str], **env: str) -> subprocess.Popen[bytes]:
+        environ = self.environment(**env)
+        output = self.outdir / f"worker-{len(self.processes)}.out"
         with output.open("wb") as out:
             process = subprocess.Popen(
                 command,
@@ -181,31 +200,6 @@ class Project:
                 f"{done.stdout}\n{done.stderr}"
             )
         return done.stdout + done.stderr
-
-    def start_server(self, port: int) -> subprocess.Popen[bytes]:
-        """Serve ``asgi.py`` with uvicorn on 127.0.0.1:PORT (not a worker)."""
-        output = self.outdir / f"uvicorn-{len(self.processes)}.out"
-        with output.open("wb") as out:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "asgi:application",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ],
-                cwd=self.directory,
-                env=self.environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.processes.append(process)
-        self._outputs[process.pid] = output
-        return process
 
     def output(self, process: subprocess.Popen[bytes], tail: int = 3000) -> str:
         text = self._outputs[process.pid].read_text(errors="replace")
@@ -316,7 +310,7 @@ class Project:
                         1,
                         topic_configs=(
                             {"cleanup.policy": "compact"}
-                            if name == self.changelog
+                            if name in (self.changelog, self.orders_changelog)
                             else {}
                         ),
                     )

@@ -12,3 +12,17 @@ async def greet(stream):
     async for name in stream:
         seen.append(name)
         yield f"hello {name}"
+
+
+#: Orders per account, for the web tests (pages with a table route).
+orders = app.topic("tests-orders", key_type=str, value_type=int)
+order_counts = app.Table(
+    "order-counts", default=int, key_type=str, key_serializer="raw"
+)
+
+
+@app.agent(orders)
+async def count_orders(stream):
+    """Count orders per account (the key)."""
+    async for event in stream.events():
+        order_counts[event.key] += 1

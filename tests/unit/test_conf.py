@@ -61,6 +61,11 @@ DEFAULTS: dict[str, Any] = {
     "WEB_PORT": 6066,
     "WEB_BIND": "127.0.0.1",
     "WEB_HOST": "localhost",
+    "WEB_EXPOSE_STATS": None,
+    "WEB_EXPOSE_METRICS": None,
+    "WEB_EXPOSE_HEALTH": True,
+    "WEB_EXPOSE_TABLES": None,
+    "WEB_PERMISSION": None,
     "TIMEZONE": datetime.UTC,
 }
 # Defaults computed from other things, tested separately.
@@ -570,6 +575,11 @@ TYPE_ERRORS: list[tuple[str, Any, str]] = [
     ("WEB_PORT", "6066", "int"),
     ("WEB_BIND", 127, "str"),
     ("WEB_HOST", None, "str"),
+    ("WEB_EXPOSE_STATS", "yes", "bool or None"),
+    ("WEB_EXPOSE_METRICS", 1, "bool or None"),
+    ("WEB_EXPOSE_HEALTH", None, "bool"),
+    ("WEB_EXPOSE_TABLES", "no", "bool or None"),
+    ("WEB_PERMISSION", 5, "a callable or its dotted import path (str)"),
     ("TIMEZONE", 1, "a time zone name (str), tzinfo or None"),
     ("DEAD_LETTER_TOPIC", 5, "str or None"),
 ]

@@ -183,6 +183,9 @@ class AIOKafkaConsumer(Consumer):
     def is_leader(self) -> bool:
         return self._consumer is not None and self.assignor.group.is_leader
 
+    def group_assignment(self) -> GroupAssignment:
+        return self.assignor.group
+
     def standby_assignment(self) -> set[TP]:
         group = self.assignor.group
         if group.member_id is None:

@@ -1,4 +1,5 @@
-"""The worker project as an ASGI application (``uvicorn asgi:application``)."""
+"""The worker project as an ASGI application (``uvicorn asgi:application``),
+served by a separate web process or by the worker itself."""
 
 import os
 

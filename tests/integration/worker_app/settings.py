@@ -11,7 +11,9 @@ Everything a test varies comes from the environment:
   per event;
 * ``WORKER_STORE``: the table store, ``memory://`` (default) or ``rocksdb://``;
 * ``WORKER_DATADIR``: the data directory (RocksDB files); give each worker
-  its own, as two worker machines would have.
+  its own, as two worker machines would have;
+* ``WORKER_WEB_PORT``: the worker's web port on 127.0.0.1 (the web tests);
+  unset, the worker serves no web (and the project runs without DEBUG).
 
 The database is SQLite in ``WORKER_OUTDIR`` (``manage.py migrate`` first),
 with persistent connections (``CONN_MAX_AGE = None``) as a long-running
@@ -26,8 +28,12 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
 
+WORKER_WEB_PORT = os.environ.get("WORKER_WEB_PORT")
+
 SECRET_KEY = "tests-only"
-DEBUG = False
+# DEBUG opens django-faust's built-in views (stats, tables, ...).
+DEBUG = bool(WORKER_WEB_PORT)
+ROOT_URLCONF = "urls"
 USE_TZ = True
 INSTALLED_APPS = [
     "django_faust",
@@ -56,7 +62,10 @@ FAUST = {
     "STORE": os.environ.get("WORKER_STORE") or "memory://",
     "DATADIR": os.environ.get("WORKER_DATADIR") or os.path.join(WORKER_OUTDIR, "data"),
     "TOPIC_PARTITIONS": 4,
-    "WEB_ENABLED": False,
+    "WEB_ENABLED": bool(WORKER_WEB_PORT),
+    "WEB_PORT": int(WORKER_WEB_PORT or 6066),
+    "WEB_BIND": "127.0.0.1",
+    "WEB_HOST": "127.0.0.1",
     "BROKER_SESSION_TIMEOUT": 4.0,
     "BROKER_HEARTBEAT_INTERVAL": 1.0,
     "COMMIT_INTERVAL": 0.5,

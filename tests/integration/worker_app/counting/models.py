@@ -6,7 +6,7 @@ from django.db import models
 
 
 class Order(models.Model):
-    """Every saved order is published to the ``orders`` topic (``signals.py``)."""
+    """Every saved order is published to the ``order-rows`` topic (``signals.py``)."""
 
     account = models.CharField(max_length=40)
     amount = models.IntegerField()
