@@ -65,9 +65,7 @@ class Worker:
     ) -> None:
         self.app = app
         self.loglevel = loglevel
-        self.web_enabled = web_enabled
-        self.web_port = web_port
-        self.web_bind = web_bind
+        self._apply_web_options(web_enabled, web_port, web_bind)
         self.quiet = quiet
         self.stdout = stdout or sys.stdout
         self.setup_logging = setup_logging
@@ -158,9 +156,23 @@ class Worker:
 
         return asyncio.ensure_future(close_old_connections_periodically())
 
+    def _apply_web_options(
+        self, enabled: bool | None, port: int | None, bind: str | None
+    ) -> None:
+        """Command-line web options become the app's settings.
+
+        Not only the server reads them: the consumer announces this worker's
+        URL (``WEB_HOST``:``WEB_PORT``) to the group for the router, and a
+        worker serving no web announces none.
+        """
+        given = {"web_enabled": enabled, "web_port": port, "web_bind": bind}
+        given = {name: value for name, value in given.items() if value is not None}
+        if given:
+            with self.app.conf.editable() as conf:
+                for name, value in given.items():
+                    setattr(conf, name, value)
+
     def _web_enabled(self) -> bool:
-        if self.web_enabled is not None:
-            return self.web_enabled
         return bool(self.app.conf.web_enabled)
 
     async def _start_web(self) -> None:
@@ -170,8 +182,8 @@ class Worker:
 
         self.web = WebServer(
             self.app,
-            port=self.web_port or self.app.conf.web_port,
-            bind=self.web_bind or self.app.conf.web_bind,
+            port=self.app.conf.web_port,
+            bind=self.app.conf.web_bind,
         )
         await self.web.start()
 
@@ -190,7 +202,7 @@ class Worker:
         app = self.app
         conf = app.conf
         web = (
-            f"http://{self.web_bind or conf.web_bind}:{self.web_port or conf.web_port}/"
+            f"http://{conf.web_bind}:{conf.web_port}/"
             if self._web_enabled()
             else "disabled"
         )

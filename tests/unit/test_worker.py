@@ -56,3 +56,25 @@ def test_banner_describes_the_app():
     app = make_app("bannered")
     text = Worker(app, web_enabled=False).banner()
     assert "bannered" in text and "memory://" in text and "web        disabled" in text
+
+
+def test_command_line_web_options_become_the_settings_the_group_is_told():
+    from django_faust.transport.kafka.consumer import AIOKafkaConsumer
+
+    app = make_app("announced", broker="kafka://127.0.0.1:9", web_host="127.0.0.1")
+    worker = Worker(app, web_enabled=True, web_port=7123, web_bind="0.0.0.0")
+    assert (app.conf.web_enabled, app.conf.web_port, app.conf.web_bind) == (
+        True,
+        7123,
+        "0.0.0.0",
+    )
+    assert "http://0.0.0.0:7123/" in worker.banner()
+    consumer = app.consumer
+    assert isinstance(consumer, AIOKafkaConsumer)
+    assert consumer.assignor.url == "http://127.0.0.1:7123/"
+
+
+def test_a_worker_without_web_announces_no_url():
+    app = make_app("quiet", broker="kafka://127.0.0.1:9")
+    Worker(app, web_enabled=False)
+    assert app.consumer.assignor.url is None  # type: ignore[attr-defined]

@@ -94,7 +94,7 @@ class PartitionAssignor(AbstractPartitionAssignor):
 
     def __init__(
         self,
-        url: str,
+        url: str | None,
         copartitioned: Callable[[], Iterable[Collection[str]] | None] | None = None,
         standby: Callable[[], tuple[Collection[str], int]] | None = None,
     ) -> None:

@@ -62,7 +62,8 @@ class AIOKafkaConsumer(Consumer):
         conf = self.conf
         self.group_id = conf.id
         self.assignor = PartitionAssignor(
-            f"http://{conf.web_host}:{conf.web_port}/",
+            # The URL the router forwards to; none when this worker serves no web.
+            f"http://{conf.web_host}:{conf.web_port}/" if conf.web_enabled else None,
             callbacks.copartitioned,
             callbacks.standby_topics,
         )
