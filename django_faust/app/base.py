@@ -154,7 +154,7 @@ class App(Service):
         self._replies: ReplyConsumer | None = None
         self._services: list[Service] = []
         self._task_futures: list[asyncio.Future[Any]] = []
-        self.shutdown_timeout = 30.0
+        self._shutdown_timeout: float | None = None
         super().__init__()
         for name in (
             "on_before_configured",
@@ -171,6 +171,17 @@ class App(Service):
             setattr(self, name, signal.with_default_sender(self))
 
     # -- configuration -------------------------------------------------------------
+
+    @property
+    def shutdown_timeout(self) -> float:
+        """Seconds a stop waits for in-flight work (WORKER_SHUTDOWN_TIMEOUT)."""
+        if self._shutdown_timeout is not None:
+            return self._shutdown_timeout
+        return self.conf.worker_shutdown_timeout
+
+    @shutdown_timeout.setter
+    def shutdown_timeout(self, seconds: float) -> None:
+        self._shutdown_timeout = seconds
 
     @property
     def conf(self) -> Settings:
@@ -344,6 +355,7 @@ class App(Service):
         on_error: Callable[[Agent, BaseException], Any] | None = None,
         isolated_partitions: bool = False,
         help: str | None = None,
+        poison_policy: str | None = None,
         **kwargs: Any,
     ) -> Callable[[Callable[..., Any]], Agent]:
         """Decorate an ``async def`` stream processor.
@@ -352,7 +364,9 @@ class App(Service):
         ``<app_id>-<module>.<function>``; extra keyword arguments configure
         that topic (``value_type=Order``, ``partitions=4``, ...). With
         ``isolated_partitions=True`` it runs one actor per assigned
-        partition, each reading only that partition.
+        partition, each reading only that partition. ``poison_policy``
+        ('dead_letter', 'skip' or 'stop') overrides POISON_POLICY for the
+        events this agent cannot decode or process.
         """
 
         def _decorate(fun: Callable[..., Any]) -> Agent:
@@ -368,6 +382,7 @@ class App(Service):
                 supervisor_strategy=supervisor_strategy,
                 isolated_partitions=isolated_partitions,
                 help=help,
+                poison_policy=poison_policy,
                 **kwargs,
             )
             self.agents[agent_name] = agent
@@ -708,7 +723,9 @@ class App(Service):
         consumer = self._consumer
         if consumer is not None:
             consumer.stop_fetching()
-            waits = self.conf.stream_wait_empty and consumer.started
+            # Stopped at a poison event: it will never be acknowledged.
+            poisoned = self.dead_letters.stopped_at is not None
+            waits = self.conf.stream_wait_empty and consumer.started and not poisoned
             if waits and not await consumer.wait_empty(self.shutdown_timeout):
                 logger.warning(
                     "Events fetched before shutdown were still unprocessed "

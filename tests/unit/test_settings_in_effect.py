@@ -270,3 +270,16 @@ async def test_stream_wait_empty_gives_up_after_the_shutdown_timeout(caplog):
     await wait_for(lambda: app.consumer.messages_received == 1)
     await app.stop()
     assert "still unprocessed after 0.2s" in caplog.text
+
+
+# WORKER_SHUTDOWN_TIMEOUT -----------------------------------------------------------
+
+
+def test_worker_shutdown_timeout_bounds_the_stop_and_the_cli_overrides_it():
+    from django_faust.worker import Worker
+
+    app = make_app(worker_shutdown_timeout=4)
+    app._shutdown_timeout = None  # make_app shortens it for tests
+    assert app.shutdown_timeout == 4.0
+    Worker(app, shutdown_timeout=1.5, setup_logging=False)
+    assert app.shutdown_timeout == 1.5
