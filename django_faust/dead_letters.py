@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import (
@@ -31,12 +33,23 @@ from .exceptions import (
     PoisonEventError,
     RecordValidationError,
 )
+from .types import TP
 
 if TYPE_CHECKING:
     from .app.base import App
     from .channels import Channel
 
-__all__ = ["HEADER_PREFIX", "POLICIES", "STAGES", "DeadLetters", "stage_of"]
+__all__ = [
+    "HEADER_PREFIX",
+    "POLICIES",
+    "STAGES",
+    "DeadLetter",
+    "DeadLetters",
+    "read_dead_letters",
+    "replay",
+    "select",
+    "stage_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -224,3 +237,164 @@ class DeadLetters:
 
 def _is_bytes(data: Any) -> bool:
     return data is None or isinstance(data, (bytes, bytearray, memoryview))
+
+
+# -- reading and replaying the dead-letter topic ---------------------------------
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One record of the dead-letter topic, with where it came from."""
+
+    #: Where it sits in the dead-letter topic.
+    partition: int
+    offset: int
+    #: Where it was read from, what failed and why.
+    topic: str
+    source_partition: int
+    source_offset: int
+    stage: str
+    error: str
+    agent: str | None
+    #: The original bytes and headers, as the failed event carried them.
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+    @classmethod
+    def from_message(cls, message: Any) -> DeadLetter:
+        ours: dict[str, str] = {}
+        original: list[tuple[str, bytes]] = []
+        for name, data in message.headers or ():
+            if name.startswith(HEADER_PREFIX):
+                ours[name[len(HEADER_PREFIX) :]] = bytes(data).decode(
+                    "utf-8", "replace"
+                )
+            else:
+                original.append((name, bytes(data)))
+
+        def number(name: str) -> int:
+            try:
+                return int(ours.get(name, "-1"))
+            except ValueError:
+                return -1
+
+        return cls(
+            partition=message.partition,
+            offset=message.offset,
+            topic=ours.get("topic", ""),
+            source_partition=number("partition"),
+            source_offset=number("offset"),
+            stage=ours.get("stage", ""),
+            error=ours.get("error", ""),
+            agent=ours.get("agent"),
+            key=message.key,
+            value=message.value,
+            headers=tuple(original),
+        )
+
+    @property
+    def source(self) -> str:
+        return f"{self.topic}[{self.source_partition}]@{self.source_offset}"
+
+
+def preview(data: bytes | None, width: int = 24) -> str:
+    """A short printable form of ``data`` for listings."""
+    if data is None:
+        return "-"
+    text = repr(bytes(data))[2:-1]
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def select(
+    letters: Iterable[DeadLetter],
+    *,
+    topic: str | None = None,
+    agent: str | None = None,
+    partition: int | None = None,
+    offsets: tuple[int, int] | None = None,
+) -> list[DeadLetter]:
+    """The letters from ``topic``/``agent``/``partition``, source offsets in range.
+
+    ``offsets`` is an inclusive ``(first, last)`` range of source offsets.
+    """
+    chosen = []
+    for letter in letters:
+        if topic is not None and letter.topic != topic:
+            continue
+        if agent is not None and letter.agent != agent:
+            continue
+        if partition is not None and letter.source_partition != partition:
+            continue
+        if offsets is not None and not (
+            offsets[0] <= letter.source_offset <= offsets[1]
+        ):
+            continue
+        chosen.append(letter)
+    return chosen
+
+
+async def read_dead_letters(app: App, *, timeout: float = 30.0) -> list[DeadLetter]:
+    """Every record of the app's dead-letter topic, oldest first per partition.
+
+    Reads outside the consumer group, to the end of each partition as it is
+    when the read starts; the app must be started (`App.start_client`).
+    """
+    producer = await app.maybe_start_producer()
+    name = app.conf.dead_letter_topic
+    partitions = await producer.partitions_for(name)
+    reader = app.transport.create_reader({TP(name, p): 0 for p in partitions})
+    await reader.start()
+    letters: list[DeadLetter] = []
+    try:
+        left = {TP(name, p) for p in partitions}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while left:
+            for tp in list(left):
+                highwater = reader.highwater(tp)
+                if highwater is not None and reader.position(tp) >= highwater:
+                    left.discard(tp)
+            if not left:
+                break
+            if loop.time() > deadline:
+                raise TimeoutError(
+                    f"Reading dead-letter topic {name!r} did not reach its end "
+                    f"within {timeout:.0f}s (partitions left: "
+                    f"{sorted(tp.partition for tp in left)})."
+                )
+            letters.extend(
+                DeadLetter.from_message(m) for m in await reader.getmany(0.5)
+            )
+    finally:
+        await reader.stop()
+    letters.sort(key=lambda letter: (letter.partition, letter.offset))
+    return letters
+
+
+async def replay(app: App, letters: Iterable[DeadLetter]) -> int:
+    """Send each letter's original bytes back to its topic and partition.
+
+    Waits until the broker has them all; returns how many were sent. A
+    letter that lost its origin headers is refused, naming its position.
+    """
+    producer = await app.maybe_start_producer()
+    futures = []
+    for letter in letters:
+        if not letter.topic or letter.source_partition < 0:
+            raise ValueError(
+                f"Dead letter {letter.partition}@{letter.offset} has no "
+                f"{HEADER_PREFIX}topic/partition header: cannot replay it."
+            )
+        futures.append(
+            await producer.send(
+                letter.topic,
+                letter.key,
+                letter.value,
+                partition=letter.source_partition,
+                headers=letter.headers,
+            )
+        )
+    await producer.flush()
+    await asyncio.gather(*futures)
+    return len(futures)

@@ -166,3 +166,73 @@ def test_an_unknown_policy_is_refused_naming_the_agent():
 def test_an_unknown_app_policy_is_refused_naming_the_setting():
     with pytest.raises(ImproperlyConfigured, match="poison_policy must be one of"):
         make_app(poison_policy="ignore").conf  # noqa: B018
+
+
+# Reading and replaying the dead-letter topic -----------------------------------------
+
+
+async def test_dead_letters_are_listed_filtered_and_replayed_once_fixed():
+    from django_faust.dead_letters import read_dead_letters, replay, select
+
+    app = make_app()
+    topic = app.topic("orders", value_type=int, partitions=2)
+    fixed = False
+    done: list[int] = []
+
+    @app.agent(topic, name="picky")
+    async def picky(stream):
+        async for n in stream:
+            if n % 2 and not fixed:
+                raise ValueError(f"odd {n}")
+            done.append(n)
+
+    async with running(app):
+        producer = await app.maybe_start_producer()
+        for n in range(6):
+            await producer.send("orders", b"k%d" % n, b"%d" % n, partition=n % 2)
+        await producer.send("orders", None, b"oops", partition=0)
+        await wait_for(lambda: len(done) == 3 and app.dead_letters.total == 4)
+        await wait_for(lambda: len(log_of(app, app.conf.dead_letter_topic)) == 4)
+
+        letters = await read_dead_letters(app)
+        assert sorted((d.source_partition, d.source_offset) for d in letters) == [
+            (0, 3),
+            (1, 0),
+            (1, 1),
+            (1, 2),
+        ]
+        by_source = {(d.source_partition, d.source_offset): d for d in letters}
+        assert by_source[(0, 3)].stage == "value"
+        assert by_source[(0, 3)].agent == "picky"
+        assert by_source[(1, 1)].stage == "agent"
+        assert by_source[(1, 1)].key == b"k3"
+        assert "odd 3" in by_source[(1, 1)].error
+        assert by_source[(1, 1)].headers == ()
+        # Filters: the agent's failures on partition 1, offsets 1 to 2.
+        chosen = select(letters, agent="picky", partition=1, offsets=(1, 2))
+        assert [d.value for d in chosen] == [b"3", b"5"]
+        assert select(letters, topic="elsewhere") == []
+
+        fixed = True
+        assert await replay(app, chosen) == 2
+        await wait_for(lambda: sorted(done) == [0, 2, 3, 4, 5])
+    # Sent back to their own partition, after what was there.
+    replayed = [m for m in log_of(app, "orders") if m.offset >= 3 and m.partition == 1]
+    assert [m.value for m in replayed] == [b"3", b"5"]
+
+
+def test_the_dead_letters_command_lists_and_replays_from_the_project():
+    from click.testing import CliRunner
+
+    from django_faust.cli import faust
+
+    runner = CliRunner()
+    listed = runner.invoke(faust, ["dead-letters", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "0 dead letter(s) in " in listed.output
+    dry = runner.invoke(faust, ["dead-letters", "replay", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "Dry run: 0 dead letter(s) would be replayed." in dry.output
+    bad = runner.invoke(faust, ["dead-letters", "list", "--offsets", "9-3"])
+    assert bad.exit_code == 2
+    assert "9 is past 3" in bad.output
