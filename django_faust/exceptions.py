@@ -90,6 +90,14 @@ class ValueDecodeError(DecodeError):
     """The value of a message could not be decoded."""
 
 
+class DeliveryError(DjangoFaustError):
+    """A message the producer accepted was never delivered to the broker.
+
+    Raised before a commit, so that no offset is committed past the event
+    whose output (a sink's message, a changelog record) was lost.
+    """
+
+
 class PoisonEventError(DjangoFaustError):
     """The worker stopped at an event it could not process (POISON_POLICY 'stop').
 

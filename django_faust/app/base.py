@@ -37,7 +37,7 @@ from ..channels import Channel
 from ..conf import Settings
 from ..conf.sources import settings_from_source
 from ..dead_letters import DeadLetters
-from ..exceptions import ImproperlyConfigured
+from ..exceptions import DeliveryError, ImproperlyConfigured
 from ..sensors import Monitor
 from ..streams import Stream
 from ..tables import GlobalTable, SetTable, Table, TableManager
@@ -299,6 +299,21 @@ class App(Service):
         producer = self._producer
         if producer is not None and producer.started:
             await producer.flush()
+            try:
+                producer.check_delivered()
+            except DeliveryError as exc:
+                if not self.crashed:
+                    # Stop rather than process on without committing: a
+                    # restart replays from the last good commit.
+                    logger.critical("%s", exc)
+                    self._crash(exc)
+                raise
+
+    @property
+    def broker_available(self) -> bool:
+        """Whether the broker answers (False during an outage; see ready)."""
+        transport = self._transport
+        return transport is None or transport.broker_available
 
     @property
     def conductor(self) -> Conductor:

@@ -55,6 +55,8 @@ class Project:
 
     def __init__(self, broker: TestBroker, outdir: Path, prefix: str) -> None:
         self.broker = broker
+        #: What workers bootstrap to (the broker, or a proxy in front of it).
+        self.broker_url = broker.url
         self.outdir = outdir
         self.app_id = unique(prefix)
         self.suffix = f"-{uuid.uuid4().hex[:8]}"
@@ -63,6 +65,11 @@ class Project:
         self.words = f"words{self.suffix}"
         self.asks = f"asks{self.suffix}"
         self.tallies = f"tallies{self.suffix}"
+        self.careful = f"careful{self.suffix}"
+        self.relay = f"relay{self.suffix}"
+        #: The sink of the ``relayed`` agent (written, not read, by workers).
+        self.sunk = f"sunk{self.suffix}"
+        self.dead_letters = f"{self.app_id}-dead-letters"
         # The topic `group_by(Click.user)` forwards to (see Stream.group_by).
         self.repartition = f"{self.app_id}-{self.clicks}-user-repartition"
         # The changelog of the ``counts`` table (see Table.changelog_topic).
@@ -82,6 +89,8 @@ class Project:
             self.asks,
             self.tallies,
             self.changelog,
+            self.careful,
+            self.relay,
         ]
 
     def all_partitions(self) -> set[str]:
@@ -95,7 +104,7 @@ class Project:
         environ.update(
             DJANGO_SETTINGS_MODULE="settings",
             PYTHONUNBUFFERED="1",
-            WORKER_BROKER_URL=self.broker.url,
+            WORKER_BROKER_URL=self.broker_url,
             WORKER_APP_ID=self.app_id,
             WORKER_OUTDIR=str(self.outdir),
             WORKER_TOPIC_SUFFIX=self.suffix,
@@ -249,7 +258,7 @@ class Project:
                             else {}
                         ),
                     )
-                    for name in self.topics
+                    for name in [*self.topics, self.sunk]
                 ]
             )
         finally:
@@ -282,6 +291,37 @@ class Project:
             await asyncio.gather(*futures)
         finally:
             await producer.stop()
+
+    async def read_topic(self, topic: str, timeout: float = 30) -> list[Any]:
+        """Every record of ``topic`` (all partitions), as aiokafka gives them."""
+        client = AIOKafkaConsumer(
+            bootstrap_servers=self.broker.bootstrap, enable_auto_commit=False
+        )
+        await client.start()
+        try:
+            tps = [
+                TopicPartition(topic, p)
+                for p in sorted(client.partitions_for_topic(topic) or range(PARTITIONS))
+            ]
+            client.assign(tps)
+            await client.seek_to_beginning(*tps)
+            records: list[Any] = []
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                batch = await client.getmany(timeout_ms=300)
+                for messages in batch.values():
+                    records.extend(messages)
+                # The high watermark of the fetch answers (see broker.md).
+                ends = [client.highwater(tp) for tp in tps]
+                positions = [await client.position(tp) for tp in tps]
+                if all(
+                    e is not None and p >= e
+                    for e, p in zip(ends, positions, strict=True)
+                ):
+                    return records
+            raise AssertionError(f"could not read {topic} to its end in {timeout}s")
+        finally:
+            await client.stop()
 
     async def committed(self, topic: str) -> dict[int, int | None]:
         """The group's committed offsets, as another client sees them."""

@@ -11,7 +11,10 @@ Everything a test varies comes from the environment:
   per event;
 * ``WORKER_STORE``: the table store, ``memory://`` (default) or ``rocksdb://``;
 * ``WORKER_DATADIR``: the data directory (RocksDB files); give each worker
-  its own, as two worker machines would have.
+  its own, as two worker machines would have;
+* ``WORKER_POISON_POLICY``: POISON_POLICY (default ``dead_letter``);
+* ``WORKER_REQUEST_TIMEOUT``: BROKER_REQUEST_TIMEOUT in seconds (default 30);
+* ``WORKER_SHUTDOWN_TIMEOUT``: WORKER_SHUTDOWN_TIMEOUT in seconds (default 30).
 
 Session timeout and heartbeat are short so that a rebalance takes about two
 seconds on the test broker and a SIGKILLed worker leaves the group quickly.
@@ -46,6 +49,9 @@ FAUST = {
     "BROKER_SESSION_TIMEOUT": 4.0,
     "BROKER_HEARTBEAT_INTERVAL": 1.0,
     "COMMIT_INTERVAL": 0.5,
+    "POISON_POLICY": os.environ.get("WORKER_POISON_POLICY") or "dead_letter",
+    "BROKER_REQUEST_TIMEOUT": float(os.environ.get("WORKER_REQUEST_TIMEOUT") or 30),
+    "WORKER_SHUTDOWN_TIMEOUT": float(os.environ.get("WORKER_SHUTDOWN_TIMEOUT") or 30),
 }
 
 LOGGING = {

@@ -1,0 +1,256 @@
+"""Reliability with real worker processes: poison events, SIGTERM, broker cuts.
+
+Workers run the project in ``worker_app/`` (see ``workers.py``). What each
+test proves is summed up in docs/guarantees.rst.
+
+``FAUST_CUT_SECONDS`` sets how long the broker cut lasts (default 5 for CI;
+the hand-run version: ``FAUST_CUT_SECONDS=30 pytest -s -k broker_cut``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from django_faust.testing.broker import TestBroker
+from tests.integration.proxy import CuttableProxy
+from tests.integration.workers import PARTITIONS, Project, wait_for
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+CUT_SECONDS = float(os.environ.get("FAUST_CUT_SECONDS") or 5)
+
+
+def click(n: int) -> dict[str, object]:
+    return {"user": f"u{n}", "n": n}
+
+
+# -- poison events ---------------------------------------------------------------
+
+
+async def test_a_poison_event_goes_to_the_dead_letter_topic_and_can_be_replayed(
+    project_factory: Callable[[str], Project],
+) -> None:
+    project = project_factory("poison")
+    await project.declare_topics()
+    await project.produce(
+        project.careful, [(0, click(1)), (0, click(-1)), (0, click(2))]
+    )
+    worker = project.start_worker()
+    try:
+        await wait_for(
+            lambda: len(project.lines("careful", worker.pid)) == 2,
+            timeout=40,
+            what="both good events to be processed",
+            project=project,
+        )
+        assert [line[2] for line in project.lines("careful", worker.pid)] == ["1", "2"]
+        letters = await project.read_topic(project.dead_letters)
+        assert [json.loads(r.value)["n"] for r in letters] == [-1]
+        headers = {k: v.decode() for k, v in letters[0].headers}
+        assert headers["django_faust.stage"] == "agent"
+        assert headers["django_faust.topic"] == project.careful
+        assert (headers["django_faust.partition"], headers["django_faust.offset"]) == (
+            "0",
+            "1",
+        )
+        assert "negative n: -1" in headers["django_faust.error"]
+        # The partition moved on: everything is committed.
+        await asyncio.sleep(1.0)
+        assert (await project.committed(project.careful))[0] == 3
+    finally:
+        assert project.stop(worker) == 0
+    log = project.output(worker, tail=0)
+    assert len(re.findall(rf"{re.escape(project.careful)}\[0\]@1", log)) == 1, log
+
+    listed = project.faust("dead-letters", "list", "--topic", project.careful)
+    assert listed.returncode == 0, listed.stderr
+    assert "1 dead letter(s)" in listed.stdout
+    assert f"{project.careful}\t0\t1\tagent\t" in listed.stdout
+    dry = project.faust("dead-letters", "replay", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"would send {project.careful}[0]@1 (agent)" in dry.stdout
+    assert len(await project.read_topic(project.careful)) == 3  # nothing sent
+    replayed = project.faust("dead-letters", "replay", "--offsets", "1-1")
+    assert replayed.returncode == 0, replayed.stderr
+    assert "Replayed 1 dead letter(s)." in replayed.stdout
+    again = await project.read_topic(project.careful)
+    assert [(r.partition, json.loads(r.value)["n"]) for r in again][-1] == (0, -1)
+
+
+async def test_poison_policy_stop_stops_the_worker_and_commits_nothing_past_it(
+    project_factory: Callable[[str], Project],
+) -> None:
+    project = project_factory("stop")
+    await project.declare_topics()
+    await project.produce(
+        project.careful, [(0, click(1)), (0, click(-1)), (0, click(2))]
+    )
+    worker = project.start_worker(env={"WORKER_POISON_POLICY": "stop"})
+    project._stopped.add(worker.pid)  # it is expected to exit by itself
+    try:
+        code = await asyncio.to_thread(worker.wait, 60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(project.output(worker)) from None
+    log = project.output(worker, tail=0)
+    assert code == 1, log
+    assert "POISON_POLICY is 'stop'" in log
+    assert f"{project.careful}[0]@1" in log
+    assert [line[2] for line in project.lines("careful", worker.pid)] == ["1"]
+    committed = await project.committed(project.careful)
+    assert committed[0] == 1, committed
+    assert await project.read_topic(project.dead_letters) == []
+
+
+# -- graceful shutdown -----------------------------------------------------------
+
+
+async def test_sigterm_under_load_finishes_commits_and_a_restart_replays_nothing(
+    project_factory: Callable[[str], Project],
+) -> None:
+    """SIGTERM mid-stream: the stop is quick and clean; nothing is done twice.
+
+    The sink (``relayed`` forwards to ``sunk``) and the table (``tally``
+    counts per key) are checked for duplicates after a restart.
+    """
+    project = project_factory("term")
+    n_events = 2000
+    await project.declare_topics()
+    await project.produce(project.relay, ((n % PARTITIONS, n) for n in range(n_events)))
+    await project.produce_keyed(
+        project.tallies,
+        ((n % PARTITIONS, f"k{n % 40}", 1) for n in range(n_events)),
+    )
+    env = {"WORKER_SHUTDOWN_TIMEOUT": "10"}
+    first = project.start_worker(delay=0.002, env=env)
+    await wait_for(
+        lambda: (
+            len(project.lines("relayed", first.pid)) >= 300
+            and len(project.lines("tally", first.pid)) >= 300
+        ),
+        timeout=60,
+        what="the first worker to be busy",
+        project=project,
+    )
+    started = time.monotonic()
+    assert project.stop(first) == 0
+    took = time.monotonic() - started
+    assert took < 10, f"the stop took {took:.1f}s"
+    first_log = project.output(first, tail=0)
+    assert "Worker stopped." in first_log
+    done_first = len(project.lines("relayed", first.pid))
+    assert done_first < n_events, "stopped too late to prove anything"
+    # Every event the first worker processed is committed.
+    committed = await project.committed(project.relay)
+    assert sum(o or 0 for o in committed.values()) == done_first
+
+    second = project.start_worker(env=env)
+    try:
+        await wait_for(
+            lambda: (
+                len(project.lines("relayed", second.pid)) + done_first >= n_events
+                and len(project.lines("tally", first.pid))
+                + len(project.lines("tally", second.pid))
+                >= n_events
+            ),
+            timeout=90,
+            what="the second worker to finish",
+            project=project,
+        )
+    finally:
+        assert project.stop(second) == 0
+    processed = Counter(
+        (line[1], line[2])
+        for pid in (first.pid, second.pid)
+        for line in project.lines("relayed", pid)
+    )
+    assert len(processed) == n_events
+    assert [k for k, c in processed.items() if c > 1] == []
+    sunk = Counter(json.loads(r.value) for r in await project.read_topic(project.sunk))
+    assert set(sunk) == set(range(n_events))
+    assert [n for n, c in sunk.items() if c > 1] == []
+    # The table: every key's last count is exactly its number of events.
+    last: dict[str, int] = {}
+    for pid in (first.pid, second.pid):
+        for line in project.lines("tally", pid):
+            last[line[3]] = int(line[4])
+    assert last == {f"k{k}": n_events // 40 for k in range(40)}
+
+
+# -- the broker goes away and comes back ------------------------------------------
+
+
+async def test_broker_cut_the_worker_rides_it_out_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """Every connection dropped for CUT_SECONDS mid-stream.
+
+    The worker keeps running, logs one line when the broker is lost and one
+    when it is back, and every event reaches the sink (at least once).
+    """
+    proxy = await CuttableProxy().start()
+    assert proxy.port is not None
+    broker = TestBroker(advertised_port=proxy.port)
+    await asyncio.to_thread(broker.start)
+    proxy.target_port = broker.port
+    project = Project(broker, tmp_path, "cut")
+    project.broker_url = f"kafka://127.0.0.1:{proxy.port}"
+    n_events = 1500
+    timeout = max(30.0, CUT_SECONDS * 2 + 10)
+    try:
+        await project.declare_topics()
+        await project.produce(
+            project.relay, ((n % PARTITIONS, n) for n in range(n_events))
+        )
+        worker = project.start_worker(
+            delay=0.004, env={"WORKER_REQUEST_TIMEOUT": str(timeout)}
+        )
+        await wait_for(
+            lambda: len(project.lines("relayed", worker.pid)) >= 300,
+            timeout=60,
+            what="the worker to be busy",
+            project=project,
+        )
+        await proxy.cut_for(CUT_SECONDS)
+        assert worker.poll() is None, project.output(worker)
+        done_at_cut_end = len(project.lines("relayed", worker.pid))
+
+        def all_done() -> bool:
+            return {line[3] for line in project.lines("relayed", worker.pid)} >= {
+                str(n) for n in range(n_events)
+            }
+
+        await wait_for(all_done, timeout=120, what="every event", project=project)
+        sunk = Counter(
+            json.loads(r.value) for r in await project.read_topic(project.sunk)
+        )
+        assert set(range(n_events)) <= set(sunk)
+        await asyncio.sleep(1.5)  # a commit after the last event
+        committed = await project.committed(project.relay)
+        assert sum(o or 0 for o in committed.values()) == n_events
+        assert project.stop(worker) == 0
+        log = project.output(worker, tail=0)
+        lost = re.findall(r"Lost the connection to the broker", log)
+        back = re.findall(r"The broker at \S+ is back after", log)
+        assert (len(lost), len(back)) == (1, 1), log[-6000:]
+        aiokafka_lines = [line for line in log.splitlines() if "aiokafka" in line]
+        print(
+            f"\ncut {CUT_SECONDS:.0f}s: processed {done_at_cut_end} by the end of "
+            f"the cut; {sum(sunk.values()) - n_events} duplicate(s) in the sink; "
+            f"{len(aiokafka_lines)} aiokafka log line(s); "
+            f"{proxy.refused} connection(s) refused during the cut"
+        )
+        assert len(aiokafka_lines) < 60, "\n".join(aiokafka_lines)
+    finally:
+        project.kill_all()
+        await proxy.stop()
+        await asyncio.to_thread(broker.stop)
