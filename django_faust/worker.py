@@ -43,9 +43,7 @@ class RepeatFilter(logging.Filter):
         self._seen: dict[tuple[str, Any], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING or not record.name.startswith(
-            self.prefix
-        ):
+        if record.levelno < logging.WARNING or not record.name.startswith(self.prefix):
             return True
         key = (record.name, record.msg)
         now = record.created

@@ -223,6 +223,12 @@ async def test_broker_cut_the_worker_rides_it_out_and_loses_nothing(
         await proxy.cut_for(CUT_SECONDS)
         assert worker.poll() is None, project.output(worker)
         done_at_cut_end = len(project.lines("relayed", worker.pid))
+        # And what arrives after the outage is fetched too.
+        await project.produce(
+            project.relay,
+            ((n % PARTITIONS, n) for n in range(n_events, n_events + 500)),
+        )
+        n_events += 500
 
         def all_done() -> bool:
             return {line[3] for line in project.lines("relayed", worker.pid)} >= {
@@ -230,13 +236,18 @@ async def test_broker_cut_the_worker_rides_it_out_and_loses_nothing(
             }
 
         await wait_for(all_done, timeout=120, what="every event", project=project)
+        # Committed once the sink has it all (the producer is flushed first).
+        deadline = time.monotonic() + 60
+        while True:
+            committed = await project.committed(project.relay)
+            if sum(o or 0 for o in committed.values()) == n_events:
+                break
+            assert time.monotonic() < deadline, (committed, project.output(worker))
+            await asyncio.sleep(0.5)
         sunk = Counter(
             json.loads(r.value) for r in await project.read_topic(project.sunk)
         )
         assert set(range(n_events)) <= set(sunk)
-        await asyncio.sleep(1.5)  # a commit after the last event
-        committed = await project.committed(project.relay)
-        assert sum(o or 0 for o in committed.values()) == n_events
         assert project.stop(worker) == 0
         log = project.output(worker, tail=0)
         lost = re.findall(r"Lost the connection to the broker", log)
