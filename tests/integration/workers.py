@@ -53,8 +53,16 @@ def unique(prefix: str) -> str:
 class Project:
     """One test's worker project: its app id, topics and worker processes."""
 
-    def __init__(self, broker: TestBroker, outdir: Path, prefix: str) -> None:
+    def __init__(
+        self,
+        broker: TestBroker,
+        outdir: Path,
+        prefix: str,
+        partitions: int = PARTITIONS,
+    ) -> None:
         self.broker = broker
+        #: Partitions of every topic (TOPIC_PARTITIONS of the workers too).
+        self.partitions = partitions
         #: What workers bootstrap to (the broker, or a proxy in front of it).
         self.broker_url = broker.url
         self.outdir = outdir
@@ -94,7 +102,7 @@ class Project:
         ]
 
     def all_partitions(self) -> set[str]:
-        return {f"{t}:{p}" for t in self.topics for p in range(PARTITIONS)}
+        return {f"{t}:{p}" for t in self.topics for p in range(self.partitions)}
 
     # -- processes -------------------------------------------------------------
 
@@ -108,6 +116,7 @@ class Project:
             WORKER_APP_ID=self.app_id,
             WORKER_OUTDIR=str(self.outdir),
             WORKER_TOPIC_SUFFIX=self.suffix,
+            WORKER_PARTITIONS=str(self.partitions),
         )
         environ.update(extra)
         return environ
@@ -250,7 +259,7 @@ class Project:
                 [
                     NewTopic(
                         name,
-                        PARTITIONS,
+                        self.partitions,
                         1,
                         topic_configs=(
                             {"cleanup.policy": "compact"}
@@ -301,7 +310,9 @@ class Project:
         try:
             tps = [
                 TopicPartition(topic, p)
-                for p in sorted(client.partitions_for_topic(topic) or range(PARTITIONS))
+                for p in sorted(
+                    client.partitions_for_topic(topic) or range(self.partitions)
+                )
             ]
             client.assign(tps)
             await client.seek_to_beginning(*tps)
@@ -334,7 +345,7 @@ class Project:
         try:
             return {
                 p: await client.committed(TopicPartition(topic, p))
-                for p in range(PARTITIONS)
+                for p in range(self.partitions)
             }
         finally:
             await client.stop()

@@ -12,6 +12,7 @@ Everything a test varies comes from the environment:
 * ``WORKER_STORE``: the table store, ``memory://`` (default) or ``rocksdb://``;
 * ``WORKER_DATADIR``: the data directory (RocksDB files); give each worker
   its own, as two worker machines would have;
+* ``WORKER_PARTITIONS``: TOPIC_PARTITIONS (default 4, as the tests' topics);
 * ``WORKER_POISON_POLICY``: POISON_POLICY (default ``dead_letter``);
 * ``WORKER_REQUEST_TIMEOUT``: BROKER_REQUEST_TIMEOUT in seconds (default 30);
 * ``WORKER_SHUTDOWN_TIMEOUT``: WORKER_SHUTDOWN_TIMEOUT in seconds (default 30).
@@ -44,7 +45,7 @@ FAUST = {
     "BROKER": os.environ.get("WORKER_BROKER_URL", "kafka://127.0.0.1:9092"),
     "STORE": os.environ.get("WORKER_STORE") or "memory://",
     "DATADIR": os.environ.get("WORKER_DATADIR") or os.path.join(WORKER_OUTDIR, "data"),
-    "TOPIC_PARTITIONS": 4,
+    "TOPIC_PARTITIONS": int(os.environ.get("WORKER_PARTITIONS") or 4),
     "WEB_ENABLED": False,
     "BROKER_SESSION_TIMEOUT": 4.0,
     "BROKER_HEARTBEAT_INTERVAL": 1.0,
