@@ -109,6 +109,7 @@ async def soak(minutes: float, every: float, rate: float, store: str) -> int:
             SOAK_DATADIR=str(workdir / "data"),
             SOAK_STORE=f"{store}://",
             SOAK_LOG=str(log),
+            SOAK_LOGLEVEL="info",
             PYTHONUNBUFFERED="1",
         )
         with (workdir / "worker.out").open("wb") as out:
@@ -120,6 +121,14 @@ async def soak(minutes: float, every: float, rate: float, store: str) -> int:
                 stderr=subprocess.STDOUT,
                 preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
+        # The clock starts once the worker has joined and is idle.
+        output = workdir / "worker.out"
+        deadline = time.monotonic() + 120
+        while "Worker ready" not in output.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                print(output.read_text(errors="replace")[-3000:])
+                raise RuntimeError("the worker did not start")
+            await asyncio.sleep(0.2)
         total = minutes * 60
         half = total / 2
         started = time.monotonic()
