@@ -735,6 +735,11 @@ class App(Service):
             await replies.stop()  # started before the app was
         if self.client_only:
             return
+        # One deadline for the whole wait (buffered events, then the events
+        # in hand): the stop takes about WORKER_SHUTDOWN_TIMEOUT at most,
+        # plus the final flush and commit.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.shutdown_timeout
         consumer = self._consumer
         if consumer is not None:
             consumer.stop_fetching()
@@ -747,12 +752,9 @@ class App(Service):
                     "after %.1fs; they will be processed again after restart.",
                     self.shutdown_timeout,
                 )
+        left = max(0.1, deadline - loop.time())
         await asyncio.gather(
-            *(
-                agent.drain(self.shutdown_timeout)
-                for agent in self.agents.values()
-                if agent.started
-            )
+            *(agent.drain(left) for agent in self.agents.values() if agent.started)
         )
         if consumer is not None and consumer.started:
             try:
