@@ -227,6 +227,7 @@ def test_the_dead_letters_command_lists_and_replays_from_the_project():
     from django_faust.cli import faust
 
     runner = CliRunner()
+    assert "dead-letters" in runner.invoke(faust, ["--help"]).output
     listed = runner.invoke(faust, ["dead-letters", "list"])
     assert listed.exit_code == 0, listed.output
     assert "0 dead letter(s) in " in listed.output
