@@ -90,6 +90,32 @@ class ValueDecodeError(DecodeError):
     """The value of a message could not be decoded."""
 
 
+class DeliveryError(DjangoFaustError):
+    """A message the producer accepted was never delivered to the broker.
+
+    Raised before a commit, so that no offset is committed past the event
+    whose output (a sink's message, a changelog record) was lost.
+    """
+
+
+class PoisonEventError(DjangoFaustError):
+    """The worker stopped at an event it could not process (POISON_POLICY 'stop').
+
+    ``topic``, ``partition`` and ``offset`` name the event, ``stage`` what
+    failed ('key', 'value', 'validation' or 'agent'); nothing at or past
+    the offset was committed, so the event is read again after a restart.
+    """
+
+    def __init__(
+        self, message: str, *, topic: str, partition: int, offset: int, stage: str
+    ) -> None:
+        super().__init__(message)
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.stage = stage
+
+
 class TableWriteError(DjangoFaustError):
     """A table was changed outside a stream event, or by a concurrent agent."""
 

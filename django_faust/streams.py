@@ -114,6 +114,8 @@ class Stream:
         self.events_total = 0
         #: Actors sharing this stream's subscription (tables need 1).
         self.concurrency = 1
+        #: The agent reading this stream, if any (its ``poison_policy``).
+        self.agent: Any = None
 
     # -- plumbing ------------------------------------------------------------
 
@@ -194,14 +196,23 @@ class Stream:
             sub.pos = pos + 1
             message = batch.messages[pos]
             # -- decode and process -------------------------------------------
+            part = "value"
             try:
                 value = decode_value(message.value)
                 if mode != _VALUES:
+                    part = "key"
                     key = channel.decode_key(message.key)
             except Exception as exc:
-                self.app.dead_letters.undecodable(channel, message, exc)
-                batch.release(pos)
-                continue
+                if self.app.dead_letters.undecodable(
+                    channel, message, exc, part=part, agent=self.agent
+                ):
+                    batch.release(pos)
+                    continue
+                # POISON_POLICY 'stop': hold the event unacknowledged (no
+                # commit reaches it) while the app stops; idle, so a drain
+                # does not wait for it.
+                self._waiting = True
+                await asyncio.get_running_loop().create_future()
             if processors:
                 try:
                     value = await self._process(processors, value)

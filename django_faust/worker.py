@@ -19,11 +19,44 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .app.base import App
 
-__all__ = ["Worker", "setup_logging"]
+__all__ = ["RepeatFilter", "Worker", "setup_logging"]
 
 logger = logging.getLogger(__name__)
 
 LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
+
+
+class RepeatFilter(logging.Filter):
+    """Lets one of each repeated aiokafka message through per ``period``.
+
+    While the broker is unreachable aiokafka logs every failed reconnect,
+    heartbeat and metadata refresh, many per second; the worker logs the
+    outage itself, once when it starts and once when it ends. The first
+    record of a kind (logger and message template) passes, then at most
+    one per period, saying how many were held back.
+    """
+
+    def __init__(self, prefix: str = "aiokafka", period: float = 60.0) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.period = period
+        self._seen: dict[tuple[str, Any], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or not record.name.startswith(self.prefix):
+            return True
+        key = (record.name, record.msg)
+        now = record.created
+        last = self._seen.get(key)
+        if last is not None and now - last[0] < self.period:
+            self._seen[key] = (last[0], last[1] + 1)
+            return False
+        if len(self._seen) > 1000:
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        if last is not None and last[1]:
+            record.msg = f"{record.msg} (and {last[1]} more like it, not shown)"
+        return True
 
 
 def setup_logging(loglevel: str | int = "info") -> None:
@@ -35,6 +68,7 @@ def setup_logging(loglevel: str | int = "info") -> None:
     if not any(getattr(h, "_django_faust", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.addFilter(RepeatFilter())
         handler._django_faust = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)

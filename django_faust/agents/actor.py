@@ -80,6 +80,8 @@ class Actor(Service):
             except Exception as exc:
                 progressed = self.stream.events_total > 0
                 await agent.actor_failed(self, exc)
+                if agent.app.dead_letters.stopped_at is not None:
+                    return  # POISON_POLICY 'stop': the app is stopping
                 if supervision is Supervision.CRASH:
                     await self.crash(exc)
                     return

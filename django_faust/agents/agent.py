@@ -28,6 +28,7 @@ from mode import Service
 
 from .. import client
 from ..channels import Channel, Subscription
+from ..dead_letters import check_policy
 from ..exceptions import ImproperlyConfigured
 from ..streams import Stream
 from .actor import Actor
@@ -65,6 +66,7 @@ class Agent(Service):
         supervisor_strategy: type[Any] | str | None = None,
         isolated_partitions: bool = False,
         help: str | None = None,
+        poison_policy: str | None = None,
         **topic_options: Any,
     ) -> None:
         if not inspect.iscoroutinefunction(fun) and not inspect.isasyncgenfunction(fun):
@@ -97,6 +99,9 @@ class Agent(Service):
         self.concurrency = concurrency
         self.sinks: list[Any] = list(sink or [])
         self.on_error = on_error
+        #: 'dead_letter', 'skip' or 'stop' for this agent's poison events;
+        #: None follows POISON_POLICY.
+        self.poison_policy = check_policy(poison_policy, f"Agent {name}")
         self.help = help or inspect.getdoc(fun) or ""
         self._channel_arg = channel
         self._topic_options = topic_options
@@ -190,12 +195,14 @@ class Agent(Service):
         """
         if tp is not None:
             assert self._partitioned is not None
-            return Stream(
+            stream = Stream(
                 self.channel, subscription=self._partitioned.for_partition(tp)
             )
-        assert self._subscription is not None
-        stream = Stream(self.channel, subscription=self._subscription)
-        stream.concurrency = self.concurrency
+        else:
+            assert self._subscription is not None
+            stream = Stream(self.channel, subscription=self._subscription)
+            stream.concurrency = self.concurrency
+        stream.agent = self
         return stream
 
     # -- isolated partitions: an actor per assigned partition ----------------------
@@ -337,8 +344,8 @@ class Agent(Service):
         held = actor.stream.take_held()
         if held is not None:
             message, batch, index = held
-            self.app.dead_letters.failed(self, message, exc)
-            if batch is not None:
+            moves_on = self.app.dead_letters.failed(self, message, exc)
+            if batch is not None and moves_on:
                 batch.release(index)
         else:
             logger.error("%s raised %r", self.label, exc, exc_info=exc)

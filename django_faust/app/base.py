@@ -40,7 +40,7 @@ from ..channels import Channel
 from ..conf import Settings
 from ..conf.sources import settings_from_source
 from ..dead_letters import DeadLetters
-from ..exceptions import ImproperlyConfigured
+from ..exceptions import DeliveryError, ImproperlyConfigured
 from ..sensors import Monitor, SensorDelegate
 from ..streams import Stream
 from ..tables import GlobalTable, SetGlobalTable, SetTable, Table, TableManager
@@ -175,7 +175,7 @@ class App(Service):
         self._replies: ReplyConsumer | None = None
         self._services: list[Service] = []
         self._task_futures: list[asyncio.Future[Any]] = []
-        self.shutdown_timeout = 30.0
+        self._shutdown_timeout: float | None = None
         super().__init__()
         for name in (
             "on_before_configured",
@@ -192,6 +192,17 @@ class App(Service):
             setattr(self, name, signal.with_default_sender(self))
 
     # -- configuration -------------------------------------------------------------
+
+    @property
+    def shutdown_timeout(self) -> float:
+        """Seconds a stop waits for in-flight work (WORKER_SHUTDOWN_TIMEOUT)."""
+        if self._shutdown_timeout is not None:
+            return self._shutdown_timeout
+        return self.conf.worker_shutdown_timeout
+
+    @shutdown_timeout.setter
+    def shutdown_timeout(self, seconds: float) -> None:
+        self._shutdown_timeout = seconds
 
     @property
     def conf(self) -> Settings:
@@ -345,6 +356,21 @@ class App(Service):
         producer = self._producer
         if producer is not None and producer.started:
             await producer.flush()
+            try:
+                producer.check_delivered()
+            except DeliveryError as exc:
+                if not self.crashed:
+                    # Stop rather than process on without committing: a
+                    # restart replays from the last good commit.
+                    logger.critical("%s", exc)
+                    self._crash(exc)
+                raise
+
+    @property
+    def broker_available(self) -> bool:
+        """Whether the broker answers (False during an outage; see ready)."""
+        transport = self._transport
+        return transport is None or transport.broker_available
 
     @property
     def conductor(self) -> Conductor:
@@ -401,6 +427,7 @@ class App(Service):
         on_error: Callable[[Agent, BaseException], Any] | None = None,
         isolated_partitions: bool = False,
         help: str | None = None,
+        poison_policy: str | None = None,
         **kwargs: Any,
     ) -> Callable[[Callable[..., Any]], Agent]:
         """Decorate an ``async def`` stream processor.
@@ -409,7 +436,9 @@ class App(Service):
         ``<app_id>-<module>.<function>``; extra keyword arguments configure
         that topic (``value_type=Order``, ``partitions=4``, ...). With
         ``isolated_partitions=True`` it runs one actor per assigned
-        partition, each reading only that partition.
+        partition, each reading only that partition. ``poison_policy``
+        ('dead_letter', 'skip' or 'stop') overrides POISON_POLICY for the
+        events this agent cannot decode or process.
         """
 
         def _decorate(fun: Callable[..., Any]) -> Agent:
@@ -425,6 +454,7 @@ class App(Service):
                 supervisor_strategy=supervisor_strategy,
                 isolated_partitions=isolated_partitions,
                 help=help,
+                poison_policy=poison_policy,
                 **kwargs,
             )
             self.agents[agent_name] = agent
@@ -857,22 +887,26 @@ class App(Service):
             await replies.stop()  # started before the app was
         if self.client_only:
             return
+        # One deadline for the whole wait (buffered events, then the events
+        # in hand): the stop takes about WORKER_SHUTDOWN_TIMEOUT at most,
+        # plus the final flush and commit.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.shutdown_timeout
         consumer = self._consumer
         if consumer is not None:
             consumer.stop_fetching()
-            waits = self.conf.stream_wait_empty and consumer.started
+            # Stopped at a poison event: it will never be acknowledged.
+            poisoned = self.dead_letters.stopped_at is not None
+            waits = self.conf.stream_wait_empty and consumer.started and not poisoned
             if waits and not await consumer.wait_empty(self.shutdown_timeout):
                 logger.warning(
                     "Events fetched before shutdown were still unprocessed "
                     "after %.1fs; they will be processed again after restart.",
                     self.shutdown_timeout,
                 )
+        left = max(0.1, deadline - loop.time())
         await asyncio.gather(
-            *(
-                agent.drain(self.shutdown_timeout)
-                for agent in self.agents.values()
-                if agent.started
-            )
+            *(agent.drain(left) for agent in self.agents.values() if agent.started)
         )
         if consumer is not None and consumer.started:
             try:

@@ -7,6 +7,7 @@ from typing import Sequence
 import click
 
 from .base import FaustGroup
+from .dead_letters import dead_letters
 from .introspect import agents, model, models
 from .send import send
 from .tables import reset, tables
@@ -27,6 +28,7 @@ faust.add_command(models)
 faust.add_command(model)
 faust.add_command(tables)
 faust.add_command(reset)
+faust.add_command(dead_letters)
 
 
 def main(args: Sequence[str] | None = None, prog_name: str = "faust") -> None:

@@ -28,10 +28,10 @@ from .base import get_app
 @click.option("-b", "--web-bind", help="Address the web server listens on.")
 @click.option(
     "--shutdown-timeout",
-    type=float,
-    default=30.0,
-    show_default=True,
-    help="Seconds agents get to finish the event in hand when stopping.",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds agents get to finish the events in hand when stopping "
+    "(default: WORKER_SHUTDOWN_TIMEOUT, 30).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Don't print the banner.")
 def worker(
@@ -39,7 +39,7 @@ def worker(
     web: bool | None,
     web_port: int | None,
     web_bind: str | None,
-    shutdown_timeout: float,
+    shutdown_timeout: float | None,
     quiet: bool,
 ) -> None:
     """Start a worker: run agents, tasks and timers until SIGINT/SIGTERM."""

@@ -245,6 +245,28 @@ class Settings:
         "refused rather than silently downgraded.",
     )
 
+    poison_policy: Setting[str] = Setting(
+        str,
+        default="dead_letter",
+        choices=("dead_letter", "skip", "stop"),
+        help="What happens to an event whose key or value cannot be decoded, "
+        "whose value fails its Record's validation, or that makes an agent "
+        "raise: 'dead_letter' logs it and sends its original bytes to "
+        "DEAD_LETTER_TOPIC with the error in headers, 'skip' only logs it; "
+        "either way its partition moves on. 'stop' logs it and stops the "
+        "worker with an error, committing nothing at or past the event, so "
+        "it is read again once the cause is fixed. An agent can choose "
+        "its own with @app.agent(poison_policy=...).",
+    )
+    worker_shutdown_timeout: Setting[float] = _seconds(
+        30.0,
+        "Seconds a stopping worker (SIGTERM, SIGINT) gives agents to finish "
+        "the events in hand, and the producer and table changelogs to "
+        "flush, before the final commit and leaving the group; an event "
+        "still in hand then is processed again after the restart. "
+        "'faust worker --shutdown-timeout' overrides it.",
+    )
+
     stream_buffer_maxsize: Setting[int] = Setting(
         int,
         default=4096,

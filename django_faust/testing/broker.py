@@ -126,6 +126,8 @@ class TestBroker:
 
     ``url`` is what an app's BROKER setting takes (``kafka://127.0.0.1:PORT``)
     and ``bootstrap`` what a raw Kafka client takes (``127.0.0.1:PORT``).
+    With ``advertised_port`` the broker's metadata sends clients to that
+    port (a proxy's) instead of its own, once they bootstrapped.
     The broker keeps everything in memory: stopping it forgets every topic,
     record and committed offset.
     """
@@ -134,9 +136,18 @@ class TestBroker:
 
     host = "127.0.0.1"
 
-    def __init__(self, binary: str | None = None, *, attempts: int = 3) -> None:
+    def __init__(
+        self,
+        binary: str | None = None,
+        *,
+        attempts: int = 3,
+        advertised_port: int | None = None,
+    ) -> None:
         self.binary = binary
         self.attempts = attempts
+        #: The port the broker tells clients to connect to, when it is not
+        #: its own: a proxy's, in front of it (see tests/integration/proxy.py).
+        self.advertised_port = advertised_port
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -179,6 +190,11 @@ class TestBroker:
 
     def _start_once(self, binary: str, port: int) -> bool:
         listener = f"tcp://{self.host}:{port}"
+        advertised = (
+            listener
+            if self.advertised_port is None
+            else f"tcp://{self.host}:{self.advertised_port}"
+        )
         self._log = tempfile.TemporaryFile(prefix="tansu-")  # noqa: SIM115
         self.port = port
         self.process = subprocess.Popen(
@@ -188,7 +204,7 @@ class TestBroker:
                 "--listener-url",
                 listener,
                 "--advertised-listener-url",
-                listener,
+                advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ],

@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from mode import Service
 
 from ..events import Batch
+from ..exceptions import DeliveryError
 from ..types import TP, MessageT, RecordMetadata
 from .acks import PartitionTracker
 
@@ -108,10 +110,31 @@ class Producer(Service, abc.ABC):
 
     mundane_level = "debug"
 
+    #: The first send the broker refused or that timed out, if any. Sticky:
+    #: offsets are never committed past a lost send (`check_delivered`).
+    delivery_failure: BaseException | None = None
+
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
         self.conf = transport.conf
         super().__init__()
+
+    def check_delivered(self) -> None:
+        """Raise `DeliveryError` if a send was ever lost (called before commits).
+
+        A message accepted and then not delivered (the broker refused it, or
+        it outlived BROKER_REQUEST_TIMEOUT during an outage) may be a sink's
+        output or a changelog record of an event already acknowledged:
+        committing that event's offset would lose it for good.
+        """
+        failure = self.delivery_failure
+        if failure is not None:
+            raise DeliveryError(
+                f"A message could not be delivered ({failure!r}); no offset is "
+                "committed past it. The worker must restart to process the "
+                "events again (raise BROKER_REQUEST_TIMEOUT to ride out longer "
+                "broker outages)."
+            ) from failure
 
     @abc.abstractmethod
     async def send(
@@ -291,7 +314,10 @@ class Consumer(Service, abc.ABC):
             try:
                 await self.commit()
             except Exception as exc:
-                logger.error("Commit failed (will retry): %r", exc, exc_info=exc)
+                if self.transport.broker_available:
+                    logger.error("Commit failed (will retry): %r", exc, exc_info=exc)
+                else:  # said once already: the broker is lost
+                    logger.debug("Commit failed (will retry): %r", exc)
 
     def _on_acked(self, count: int) -> None:
         self._processed_since_commit += count
@@ -464,6 +490,39 @@ class Transport(abc.ABC):
     def __init__(self, url: str, conf: Settings) -> None:
         self.url = url
         self.conf = conf
+        #: Whether the broker answered the last probe (drivers that can lose
+        #: it probe it; ``memory://`` cannot). `App.broker_available` and the
+        #: readiness check read it.
+        self.broker_available = True
+        #: ``time.monotonic()`` when the broker was lost, while it is.
+        self.broker_lost_at: float | None = None
+
+    def broker_state(self, available: bool, reason: object = None) -> None:
+        """Record a probe's outcome; log one line when it changes.
+
+        The consumer and producer log their failed requests quietly while
+        the broker is known to be lost, so an outage shows as one line when
+        it starts and one when it ends.
+        """
+        if available == self.broker_available:
+            return
+        self.broker_available = available
+        if not available:
+            self.broker_lost_at = time.monotonic()
+            logger.warning(
+                "Lost the connection to the broker at %s (%s); reconnecting. "
+                "Processing resumes when it is back.",
+                self.url,
+                reason,
+            )
+            return
+        lost_at, self.broker_lost_at = self.broker_lost_at, None
+        took = 0.0 if lost_at is None else time.monotonic() - lost_at
+        logger.warning(
+            "The broker at %s is back after %.1fs; processing resumes.",
+            self.url,
+            took,
+        )
 
     @abc.abstractmethod
     def create_consumer(self, callbacks: ConsumerCallbacks) -> Consumer: ...

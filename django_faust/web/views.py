@@ -291,6 +291,8 @@ def readiness(app: App) -> list[str]:
         reasons.append("rebalancing")
     if not app.tables.recovered.is_set():
         reasons.append("recovering tables")
+    if not app.broker_available:
+        reasons.append("the broker is not reachable")
     return reasons
 
 

@@ -18,8 +18,8 @@ def project_factory(
     """Makes `Project` objects; their workers are killed when the test ends."""
     projects: list[Project] = []
 
-    def make(prefix: str) -> Project:
-        project = Project(kafka_broker, tmp_path, prefix)
+    def make(prefix: str, partitions: int = 4) -> Project:
+        project = Project(kafka_broker, tmp_path, prefix, partitions)
         projects.append(project)
         return project
 

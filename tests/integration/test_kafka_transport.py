@@ -164,8 +164,8 @@ async def test_two_members_split_partitions_with_one_leader(
 ) -> None:
     app_id = unique("group")
     apps = [
-        kafka_app(kafka_broker, id=app_id, web_port=7001),
-        kafka_app(kafka_broker, id=app_id, web_port=7002),
+        kafka_app(kafka_broker, id=app_id, web_port=7001, web_enabled=True),
+        kafka_app(kafka_broker, id=app_id, web_port=7002, web_enabled=True),
     ]
     names = {"a": unique("src"), "b": unique("changelog"), "c": unique("other")}
     counts = {"a": 4, "b": 4, "c": 2}

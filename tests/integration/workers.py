@@ -56,8 +56,18 @@ class Project:
     #: The directory of the project's ``manage.py`` (a subclass may run another).
     directory: Path = PROJECT
 
-    def __init__(self, broker: TestBroker, outdir: Path, prefix: str) -> None:
+    def __init__(
+        self,
+        broker: TestBroker,
+        outdir: Path,
+        prefix: str,
+        partitions: int = PARTITIONS,
+    ) -> None:
         self.broker = broker
+        #: Partitions of every topic (TOPIC_PARTITIONS of the workers too).
+        self.partitions = partitions
+        #: What workers bootstrap to (the broker, or a proxy in front of it).
+        self.broker_url = broker.url
         self.outdir = outdir
         self.app_id = unique(prefix)
         self.suffix = f"-{uuid.uuid4().hex[:8]}"
@@ -69,6 +79,11 @@ class Project:
         self.orders = f"orders{self.suffix}"
         self.notes = f"notes{self.suffix}"
         self.order_rows = f"order-rows{self.suffix}"
+        self.careful = f"careful{self.suffix}"
+        self.relay = f"relay{self.suffix}"
+        #: The sink of the ``relayed`` agent (written, not read, by workers).
+        self.sunk = f"sunk{self.suffix}"
+        self.dead_letters = f"{self.app_id}-dead-letters"
         # The topic `group_by(Click.user)` forwards to (see Stream.group_by).
         self.repartition = f"{self.app_id}-{self.clicks}-user-repartition"
         # The changelog of the ``counts`` table (see Table.changelog_topic).
@@ -93,10 +108,12 @@ class Project:
             self.orders_changelog,
             self.notes,
             self.order_rows,
+            self.careful,
+            self.relay,
         ]
 
     def all_partitions(self) -> set[str]:
-        return {f"{t}:{p}" for t in self.topics for p in range(PARTITIONS)}
+        return {f"{t}:{p}" for t in self.topics for p in range(self.partitions)}
 
     # -- processes -------------------------------------------------------------
 
@@ -106,10 +123,11 @@ class Project:
         environ.update(
             DJANGO_SETTINGS_MODULE="settings",
             PYTHONUNBUFFERED="1",
-            WORKER_BROKER_URL=self.broker.url,
+            WORKER_BROKER_URL=self.broker_url,
             WORKER_APP_ID=self.app_id,
             WORKER_OUTDIR=str(self.outdir),
             WORKER_TOPIC_SUFFIX=self.suffix,
+            WORKER_PARTITIONS=str(self.partitions),
         )
         environ.update(extra)
         return environ
@@ -306,7 +324,7 @@ class Project:
                 [
                     NewTopic(
                         name,
-                        PARTITIONS,
+                        self.partitions,
                         1,
                         topic_configs=(
                             {"cleanup.policy": "compact"}
@@ -314,7 +332,7 @@ class Project:
                             else {}
                         ),
                     )
-                    for name in self.topics
+                    for name in [*self.topics, self.sunk]
                 ]
             )
         finally:
@@ -348,6 +366,39 @@ class Project:
         finally:
             await producer.stop()
 
+    async def read_topic(self, topic: str, timeout: float = 30) -> list[Any]:
+        """Every record of ``topic`` (all partitions), as aiokafka gives them."""
+        client = AIOKafkaConsumer(
+            bootstrap_servers=self.broker.bootstrap, enable_auto_commit=False
+        )
+        await client.start()
+        try:
+            tps = [
+                TopicPartition(topic, p)
+                for p in sorted(
+                    client.partitions_for_topic(topic) or range(self.partitions)
+                )
+            ]
+            client.assign(tps)
+            await client.seek_to_beginning(*tps)
+            records: list[Any] = []
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                batch = await client.getmany(timeout_ms=300)
+                for messages in batch.values():
+                    records.extend(messages)
+                # The high watermark of the fetch answers (see broker.md).
+                ends = [client.highwater(tp) for tp in tps]
+                positions = [await client.position(tp) for tp in tps]
+                if all(
+                    e is not None and p >= e
+                    for e, p in zip(ends, positions, strict=True)
+                ):
+                    return records
+            raise AssertionError(f"could not read {topic} to its end in {timeout}s")
+        finally:
+            await client.stop()
+
     async def committed(self, topic: str) -> dict[int, int | None]:
         """The group's committed offsets, as another client sees them."""
         client = AIOKafkaConsumer(
@@ -359,7 +410,7 @@ class Project:
         try:
             return {
                 p: await client.committed(TopicPartition(topic, p))
-                for p in range(PARTITIONS)
+                for p in range(self.partitions)
             }
         finally:
             await client.stop()

@@ -162,6 +162,7 @@ async def test_settings_reach_every_client() -> None:
         producer_max_batch_size=65536,
         producer_acks=1,
         producer_compression_type="gzip",
+        web_enabled=True,
         web_host="worker-1.internal",
         web_port=6067,
     )

@@ -270,3 +270,47 @@ async def test_stream_wait_empty_gives_up_after_the_shutdown_timeout(caplog):
     await wait_for(lambda: app.consumer.messages_received == 1)
     await app.stop()
     assert "still unprocessed after 0.2s" in caplog.text
+
+
+# WORKER_SHUTDOWN_TIMEOUT -----------------------------------------------------------
+
+
+def test_worker_shutdown_timeout_bounds_the_stop_and_the_cli_overrides_it():
+    from django_faust.worker import Worker
+
+    app = make_app(worker_shutdown_timeout=4)
+    app._shutdown_timeout = None  # make_app shortens it for tests
+    assert app.shutdown_timeout == 4.0
+    Worker(app, shutdown_timeout=1.5, setup_logging=False)
+    assert app.shutdown_timeout == 1.5
+
+
+async def test_the_shutdown_timeout_bounds_the_whole_wait_not_each_step(caplog):
+    app = make_app(stream_wait_empty=True)
+    app.shutdown_timeout = 0.5
+    held = app.topic("held", value_type=int, partitions=1)
+    slow = app.topic("slow", value_type=int, partitions=1)
+    busy = []
+
+    @app.agent(held)
+    async def hold(stream):
+        async for _ in stream.noack():
+            pass  # never acknowledged: wait_empty waits the whole timeout
+
+    @app.agent(slow)
+    async def crawl(stream):
+        async for _ in stream:
+            busy.append(1)
+            await asyncio.sleep(30)
+
+    await app.start()
+    await held.send(value=1)
+    await slow.send(value=1)
+    await wait_for(lambda: app.consumer.messages_received == 2 and busy)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await app.stop()
+    took = loop.time() - started
+    assert took < 0.5 + 0.4, f"the stop took {took:.2f}s"
+    assert "still unprocessed after 0.5s" in caplog.text
+    assert "still being processed" in caplog.text

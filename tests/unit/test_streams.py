@@ -315,7 +315,7 @@ async def test_undecodable_message_is_sent_aside_and_the_stream_goes_on(
     headers = dict(dead[0].headers)
     assert headers["django_faust.topic"] == b"strict"
     assert headers["django_faust.offset"] == b"0"
-    assert headers["django_faust.stage"] == b"decode"
+    assert headers["django_faust.stage"] == b"value"
     assert "strict[0]@0" in caplog.text
 
 

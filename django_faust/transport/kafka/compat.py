@@ -58,6 +58,7 @@ __all__ = [
     "murmur2",
     "partition_for",
     "partitions_without_creating",
+    "probe",
     "wait_on_metadata",
 ]
 
@@ -135,6 +136,26 @@ async def partitions_without_creating(
             return set()
         return {p["partition"] for p in info["partitions"]}
     return set()
+
+
+async def probe(producer: aiokafka.AIOKafkaProducer) -> None:
+    """Ask a broker for the metadata of no topic; raise if none answers.
+
+    Why: aiokafka reconnects by itself and says nothing public about being
+    connected; the worker's readiness and its one log line per outage need
+    to know. Uses the producer's ``client`` (``get_random_node``,
+    ``force_metadata_update``, ``send`` of ``AIOKafkaClient``, as
+    `partitions_without_creating` does; aiokafka 0.14), so SSL and SASL
+    settings apply to the probe too.
+    """
+    client = producer.client
+    node = client.get_random_node()
+    if node is None:
+        await client.force_metadata_update()
+        node = client.get_random_node()
+        if node is None:
+            raise ConnectionError("no broker known from the bootstrap servers")
+    await client.send(node, MetadataRequest([], allow_auto_topic_creation=False))
 
 
 def created_topic_errors(response: Any) -> list[tuple[str, int, str]]:

@@ -252,7 +252,8 @@ class AIOKafkaConsumer(Consumer):
         except KafkaError as exc:
             if not exc.retriable:
                 raise
-            logger.warning("Fetching from Kafka failed, retrying: %r", exc)
+            if self.transport.broker_available:
+                logger.warning("Fetching from Kafka failed, retrying: %r", exc)
             await asyncio.sleep(min(timeout, 1.0))
             return {}
         if not records:

@@ -53,6 +53,10 @@ _Pending = tuple[
 #: Buffered messages at which `send` waits for the buffer to be handed over.
 BUFFER_HIGH_WATER = 10_000
 
+#: Seconds between two probes of the broker, and the most one may take.
+PROBE_INTERVAL = 1.0
+PROBE_TIMEOUT = 3.0
+
 
 class AIOKafkaProducer(Producer):
     """Sends through one aiokafka producer; creates topics with the admin client.
@@ -315,6 +319,7 @@ class AIOKafkaProducer(Producer):
         try:
             delivery = await client.send_batch(batch, topic, partition=partition)
         except Exception as exc:
+            self._lost(exc)
             for fut, _, _ in members:
                 self._fail(topic, fut, exc)
             return
@@ -337,6 +342,7 @@ class AIOKafkaProducer(Producer):
             return
         exc = delivery.exception()
         if exc is not None:
+            self._lost(exc)
             for fut, _, _ in members:
                 self._fail(topic, fut, exc)
             return
@@ -346,6 +352,30 @@ class AIOKafkaProducer(Producer):
                 fut.set_result(
                     RecordMetadata(topic, partition, base + relative, timestamp_ms)
                 )
+
+    def _lost(self, exc: BaseException) -> None:
+        """The broker did not take a batch: no commit may pass it."""
+        if self.delivery_failure is None:
+            self.delivery_failure = exc
+
+    @Producer.task
+    async def _watch_broker(self) -> None:
+        """Probe the broker every second; the transport logs each change once."""
+        transport = self.transport
+        timeout = min(PROBE_TIMEOUT, self.conf.broker_request_timeout)
+        while not self.should_stop:
+            await self.sleep(PROBE_INTERVAL)
+            producer = self._producer
+            if producer is None or self.should_stop:
+                continue
+            try:
+                await asyncio.wait_for(compat.probe(producer), timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                transport.broker_state(False, repr(exc))
+            else:
+                transport.broker_state(True)
 
     def _fail(
         self, topic: str, fut: asyncio.Future[RecordMetadata], exc: BaseException

@@ -12,6 +12,10 @@ Everything a test varies comes from the environment:
 * ``WORKER_STORE``: the table store, ``memory://`` (default) or ``rocksdb://``;
 * ``WORKER_DATADIR``: the data directory (RocksDB files); give each worker
   its own, as two worker machines would have;
+* ``WORKER_PARTITIONS``: TOPIC_PARTITIONS (default 4, as the tests' topics);
+* ``WORKER_POISON_POLICY``: POISON_POLICY (default ``dead_letter``);
+* ``WORKER_REQUEST_TIMEOUT``: BROKER_REQUEST_TIMEOUT in seconds (default 30);
+* ``WORKER_SHUTDOWN_TIMEOUT``: WORKER_SHUTDOWN_TIMEOUT in seconds (default 30);
 * ``WORKER_WEB_PORT``: the worker's web port on 127.0.0.1 (the web tests);
   unset, the worker serves no web (and the project runs without DEBUG).
 
@@ -61,7 +65,7 @@ FAUST = {
     "BROKER": os.environ.get("WORKER_BROKER_URL", "kafka://127.0.0.1:9092"),
     "STORE": os.environ.get("WORKER_STORE") or "memory://",
     "DATADIR": os.environ.get("WORKER_DATADIR") or os.path.join(WORKER_OUTDIR, "data"),
-    "TOPIC_PARTITIONS": 4,
+    "TOPIC_PARTITIONS": int(os.environ.get("WORKER_PARTITIONS") or 4),
     "WEB_ENABLED": bool(WORKER_WEB_PORT),
     "WEB_PORT": int(WORKER_WEB_PORT or 6066),
     "WEB_BIND": "127.0.0.1",
@@ -69,6 +73,9 @@ FAUST = {
     "BROKER_SESSION_TIMEOUT": 4.0,
     "BROKER_HEARTBEAT_INTERVAL": 1.0,
     "COMMIT_INTERVAL": 0.5,
+    "POISON_POLICY": os.environ.get("WORKER_POISON_POLICY") or "dead_letter",
+    "BROKER_REQUEST_TIMEOUT": float(os.environ.get("WORKER_REQUEST_TIMEOUT") or 30),
+    "WORKER_SHUTDOWN_TIMEOUT": float(os.environ.get("WORKER_SHUTDOWN_TIMEOUT") or 30),
 }
 
 LOGGING = {

@@ -213,3 +213,48 @@ order_counts = app.Table("order-counts", default=int, help="Orders per account."
 async def count_orders(stream: Any) -> None:
     async for event in stream.events():
         order_counts[event.key] += event.value
+
+
+careful_topic = app.topic(f"careful{SUFFIX}", value_type=Click)
+
+
+@app.agent(careful_topic)
+async def careful(clicks: Any) -> None:
+    """Raises on a negative ``n`` (a poison event, see POISON_POLICY).
+
+    ``<partition> <offset> <n>`` per processed click, in careful-<pid>.log.
+    """
+    with _log("careful") as log:
+        async for click in clicks:
+            if click.n < 0:
+                raise ValueError(f"negative n: {click.n}")
+            event = current_event()
+            assert event is not None
+            message = event.message
+            log.write(f"{message.partition} {message.offset} {click.n}\n")
+            log.flush()
+
+
+relay_topic = app.topic(f"relay{SUFFIX}", value_type=int)
+sunk_topic = app.topic(f"sunk{SUFFIX}", value_type=int)
+
+
+@app.agent(relay_topic, sink=[sunk_topic])
+async def relayed(numbers: Any) -> Any:
+    """Forwards each number to the ``sunk`` topic (the sink), after DELAY.
+
+    ``<pid> <partition> <offset> <n> <time>`` per event, in relayed-<pid>.log.
+    """
+    pid = os.getpid()
+    with _log("relayed") as log:
+        async for n in numbers:
+            if DELAY:
+                await asyncio.sleep(DELAY)
+            event = current_event()
+            assert event is not None
+            message = event.message
+            log.write(
+                f"{pid} {message.partition} {message.offset} {n} {time.time():.4f}\n"
+            )
+            log.flush()
+            yield n
