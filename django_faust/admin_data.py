@@ -19,21 +19,23 @@ are merged. The cursor is the last encoded key shown, in URL-safe base64.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import functools
 import heapq
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .exceptions import ImproperlyConfigured
 from .windows import HoppingWindow, SlidingWindow, TumblingWindow
 
 if TYPE_CHECKING:
     from .app.base import App
-    from .tables.table import Table
+    from .tables.table import Listener, Table
 
 __all__ = [
     "AdminData",
@@ -47,6 +49,7 @@ __all__ = [
     "encode_cursor",
     "get_admin_data",
     "jsonable",
+    "row_id",
 ]
 
 #: Entries read per partition at most while looking for a page of one
@@ -134,6 +137,10 @@ class AdminData(Protocol):
 
     def workers(self) -> list[WorkerInfo]: ...
 
+    def subscribe(self, name: str, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(table, key, value)`` on each change; returns the undo."""
+        ...
+
 
 # -- helpers ------------------------------------------------------------------------
 
@@ -163,6 +170,12 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
+
+
+def row_id(key: Any, window_start: float | None = None) -> str:
+    """The identity of a key (and window) that pages and live updates share."""
+    text = json.dumps(jsonable(key), sort_keys=True)
+    return text if window_start is None else f"{text}@{window_start!r}"
 
 
 def describe_window(table: Table) -> str | None:
@@ -206,9 +219,42 @@ def search_key(table: Table, text: str, *, exact: bool) -> tuple[Any, bytes]:
 
 # -- the local source ---------------------------------------------------------------
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def on_owner_loop(method: F) -> F:
+    """Run the method on the app's event loop when called from another thread.
+
+    Stores are not thread-safe and the agents write them from the app's
+    loop; Django runs sync views (the admin's) in a worker thread. Such a
+    call is handed to the loop and waited for, so a read never races a write.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: LocalAdminData, *args: Any, **kwargs: Any) -> Any:
+        from .client import owner_loop
+
+        loop = owner_loop(self.app)
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if loop is None or loop is here:
+            return method(self, *args, **kwargs)
+
+        async def call() -> Any:
+            return method(self, *args, **kwargs)
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(self.timeout)
+
+    return wrapper  # type: ignore[return-value]
+
 
 class LocalAdminData:
     """Answers from the app of this process (the worker serving the admin)."""
+
+    #: Seconds a call from another thread waits for the app's loop.
+    timeout: float = 10.0
 
     def __init__(self, app: App) -> None:
         self.app = app
@@ -238,6 +284,7 @@ class LocalAdminData:
             return []
         return sorted(table.store.partitions())
 
+    @on_owner_loop
     def table(self, name: str) -> TableInfo:
         table = self._table(name)
         consumer = self._consumer()
@@ -272,9 +319,11 @@ class LocalAdminData:
             value_fields=record_fields(table),
         )
 
+    @on_owner_loop
     def tables(self) -> list[TableInfo]:
         return [self.table(name) for name in sorted(self.app.tables)]
 
+    @on_owner_loop
     def windows(self, name: str) -> list[float]:
         """Starts of the latest windows of a windowed table, newest first."""
         table = self._table(name)
@@ -290,6 +339,7 @@ class LocalAdminData:
         latest = window.current(time.time()).start
         return [latest - i * step for i in range(WINDOW_CHOICES)]
 
+    @on_owner_loop
     def page(
         self,
         name: str,
@@ -346,10 +396,10 @@ class LocalAdminData:
                 exhausted = False
                 break
             last = raw
-            start: float | None = None
+            window_start: float | None = None
             if table.window is not None and isinstance(key, tuple):
-                key, start = key
-            out.append(_entry(key, value, partition, start, fields))
+                key, window_start = key
+            out.append(_entry(key, value, partition, window_start, fields))
         if exhausted or last is None:
             return Page(out, None)
         return Page(out, encode_cursor(last))
@@ -382,6 +432,13 @@ class LocalAdminData:
                 return
             after = chunk[-1][0]
 
+    def subscribe(self, name: str, listener: Listener) -> Callable[[], None]:
+        # Called from the loop the consumer runs on; the listener list is
+        # only read by the agents, so appending from here is safe.
+        table = self._table(name)
+        table.add_listener(listener)
+        return lambda: table.remove_listener(listener)
+
     # -- workers ----------------------------------------------------------------------
 
     def worker_url(self) -> str:
@@ -391,6 +448,7 @@ class LocalAdminData:
             return str(url)
         return f"http://{getattr(conf, 'web_host', 'localhost')}:{conf.web_port}/"
 
+    @on_owner_loop
     def workers(self) -> list[WorkerInfo]:
         consumer = self._consumer()
         if consumer is None:

@@ -1,0 +1,209 @@
+"""Channels WebSocket consumers: a table's changes, live, to the browser.
+
+Route them in the project's ``asgi.py`` (see docs/admin.rst)::
+
+    from channels.auth import AuthMiddlewareStack
+    from channels.routing import ProtocolTypeRouter, URLRouter
+    from django_faust.consumers import websocket_urlpatterns
+
+    application = ProtocolTypeRouter({
+        "http": get_asgi_application(),
+        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+    })
+
+``ws/faust/tables/<name>/`` then sends a JSON message at most `rate` times
+a second with the changes since the previous one, coalesced per key (a key
+written a thousand times between two messages is sent once, with its last
+value). ``?key=<key>`` watches one key. The agents never wait for a client:
+a change is noted in a dict in the agent's write (`Table.add_listener`), and
+a task of the consumer sends it. A client that does not keep up is dropped
+(closed with code 4008) once more than `max_pending` keys wait for it or
+a send takes longer than `send_timeout`: memory stays bounded and the
+agent unaffected.
+
+By default only staff users with ``django_faust.view_table`` may connect
+(the admin's permission, so ``AuthMiddlewareStack`` is needed); set
+``permission=None`` (``TableUpdatesConsumer.as_asgi(permission=None,
+tables=[...])``) for a public dashboard of chosen tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Collection
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.urls import path
+
+from .admin_data import get_admin_data, jsonable, row_id, search_key
+
+__all__ = ["TableUpdatesConsumer", "websocket_urlpatterns"]
+
+logger = logging.getLogger(__name__)
+
+#: Close codes: not allowed, no such table, dropped for not keeping up.
+FORBIDDEN, NOT_FOUND, TOO_SLOW = 4403, 4404, 4008
+
+_UNSET: Any = object()
+
+
+class TableUpdatesConsumer(AsyncWebsocketConsumer):
+    """Pushes the changes of one table (or one key of it) to one client."""
+
+    #: The permission a user needs (staff too); None lets anyone watch.
+    permission: str | None = "django_faust.view_table"
+    #: Names of the tables that may be watched; None: every table.
+    tables: Collection[str] | None = None
+    #: Messages per second at most, per client.
+    rate: float = 4.0
+    #: Keys waiting to be sent beyond which the client is dropped.
+    max_pending: int = 10_000
+    #: Seconds one send may take before the client is dropped.
+    send_timeout: float = 10.0
+
+    table_name: str
+    _pending: dict[Any, Any]
+    _unsubscribe: Callable[[], None] | None = None
+    _sender: asyncio.Future[None] | None = None
+    _dropped = False
+    _closing: asyncio.Future[None] | None = None
+
+    async def connect(self) -> None:
+        self.table_name = self.scope["url_route"]["kwargs"]["name"]
+        if not self._allowed():
+            await self.close(code=FORBIDDEN)
+            return
+        if self.tables is not None and self.table_name not in self.tables:
+            await self.close(code=FORBIDDEN)
+            return
+        data = get_admin_data()
+        app = getattr(data, "app", None)
+        table = app.tables.get(self.table_name) if app is not None else None
+        self._key = _UNSET
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        if "key" in query and table is not None:
+            self._key, _ = search_key(table, query["key"][0], exact=True)
+        self._windowed = table is not None and table.window is not None
+        self._pending = {}
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        try:
+            self._unsubscribe = data.subscribe(self.table_name, self._on_change)
+        except LookupError:
+            await self.close(code=NOT_FOUND)
+            return
+        await self.accept()
+        self._sender = asyncio.ensure_future(self._send_changes())
+
+    def _allowed(self) -> bool:
+        if self.permission is None:
+            return True
+        user = self.scope.get("user")
+        if user is None:
+            logger.warning(
+                "Live table updates need the user: wrap the websocket router "
+                "in channels.auth.AuthMiddlewareStack (see docs/admin.rst), "
+                "or route TableUpdatesConsumer.as_asgi(permission=None)."
+            )
+            return False
+        return bool(user.is_active and user.is_staff and user.has_perm(self.permission))
+
+    # -- in the agent's write: note and return ---------------------------------------
+
+    def _on_change(self, table: Any, key: Any, value: Any) -> None:
+        if self._key is not _UNSET:
+            plain = key[0] if self._windowed and isinstance(key, tuple) else key
+            if plain != self._key:
+                return
+        pending = self._pending
+        pending[key] = value
+        if len(pending) > self.max_pending:
+            self._drop(f"more than {self.max_pending} changes waiting")
+            return
+        if asyncio._get_running_loop() is self._loop:
+            self._wake.set()
+        else:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    # -- the consumer's own task -------------------------------------------------------
+
+    async def _send_changes(self) -> None:
+        interval = 1.0 / self.rate
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            changes, self._pending = self._pending, {}
+            if not changes:
+                continue
+            message = json.dumps(
+                {"table": self.table_name, "changes": self._describe(changes)}
+            )
+            try:
+                await asyncio.wait_for(self.send(text_data=message), self.send_timeout)
+            except TimeoutError:
+                self._drop(f"a send took more than {self.send_timeout}s")
+                return
+            await asyncio.sleep(interval)
+
+    def _describe(self, changes: dict[Any, Any]) -> list[dict[str, Any]]:
+        out = []
+        for key, value in changes.items():
+            start = None
+            plain = key
+            if self._windowed and isinstance(key, tuple):
+                plain, start = key
+            out.append(
+                {
+                    "id": row_id(plain, start),
+                    "key": jsonable(plain),
+                    "window": start,
+                    "value": jsonable(value),
+                    "deleted": value is None,
+                }
+            )
+        return out
+
+    def _drop(self, reason: str) -> None:
+        """Stop listening and close: the client does not keep up."""
+        if self._dropped:
+            return
+        self._dropped = True
+        self._stop_listening()
+        self._pending = {}
+        logger.warning(
+            "Live updates of table %r: dropped a client (%s).", self.table_name, reason
+        )
+        self._loop.call_soon_threadsafe(self._close_dropped)
+
+    def _close_dropped(self) -> None:
+        sender = self._sender
+        if sender is not None and sender is not asyncio.current_task():
+            sender.cancel()
+        self._closing = asyncio.ensure_future(self._close_quietly())
+
+    async def _close_quietly(self) -> None:
+        try:
+            await asyncio.wait_for(self.close(code=TOO_SLOW), self.send_timeout)
+        except (TimeoutError, Exception):  # the client is gone either way
+            logger.debug("closing a dropped client failed", exc_info=True)
+
+    def _stop_listening(self) -> None:
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
+
+    async def disconnect(self, code: int) -> None:
+        self._stop_listening()
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.cancel()
+
+
+#: ``URLRouter(websocket_urlpatterns)`` in the project's asgi.py.
+websocket_urlpatterns = [
+    path("ws/faust/tables/<str:name>/", TableUpdatesConsumer.as_asgi()),
+]
