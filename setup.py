@@ -45,6 +45,11 @@ setup(
             "ruff>=0.6",
             "mypy>=1.11",
             "django-stubs>=5.1",
+            # channels.testing (WebsocketCommunicator) imports daphne.
+            "daphne>=4.1",
+            # The browser test (tests/e2e/test_browser.py) drives Debian's
+            # chromium; it never downloads a browser.
+            "playwright>=1.40",
         ],
     },
     entry_points={"pytest11": ["django_faust = django_faust.testing.plugin"]},

@@ -72,6 +72,23 @@ class TableUpdatesConsumer(AsyncWebsocketConsumer):
     _dropped = False
     _closing: asyncio.Future[None] | None = None
 
+    #: What ``as_asgi(...)`` may set (Channels passes its keywords here).
+    options = ("permission", "tables", "rate", "max_pending", "send_timeout")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # As Django's as_view(): keywords of as_asgi() set the options above,
+        # and a misspelt one is an error rather than silently ignored.
+        for name, value in kwargs.items():
+            if name not in self.options:
+                raise TypeError(
+                    f"{type(self).__name__}.as_asgi() got {name!r}; "
+                    f"it takes {', '.join(self.options)}."
+                )
+            setattr(self, name, value)
+        if self.rate <= 0:
+            raise ValueError(f"{type(self).__name__}: rate must be positive.")
+        super().__init__()
+
     async def connect(self) -> None:
         self.table_name = self.scope["url_route"]["kwargs"]["name"]
         if not self._allowed():
