@@ -24,7 +24,8 @@ agent unaffected.
 By default only staff users with ``django_faust.view_table`` may connect
 (the admin's permission, so ``AuthMiddlewareStack`` is needed); set
 ``permission=None`` (``TableUpdatesConsumer.as_asgi(permission=None,
-tables=[...])``) for a public dashboard of chosen tables.
+tables=[...])``) for a public dashboard, or name the tables anyone may
+watch with ``public=[...]`` (the others keep needing the permission).
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ class TableUpdatesConsumer(AsyncWebsocketConsumer):
     permission: str | None = "django_faust.view_table"
     #: Names of the tables that may be watched; None: every table.
     tables: Collection[str] | None = None
+    #: Names of tables anyone may watch, without `permission` (a public
+    #: dashboard's); the others still need it.
+    public: Collection[str] = ()
     #: Messages per second at most, per client.
     rate: float = 4.0
     #: Keys waiting to be sent beyond which the client is dropped.
@@ -73,7 +77,7 @@ class TableUpdatesConsumer(AsyncWebsocketConsumer):
     _closing: asyncio.Future[None] | None = None
 
     #: What ``as_asgi(...)`` may set (Channels passes its keywords here).
-    options = ("permission", "tables", "rate", "max_pending", "send_timeout")
+    options = ("permission", "tables", "public", "rate", "max_pending", "send_timeout")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # As Django's as_view(): keywords of as_asgi() set the options above,
@@ -117,7 +121,7 @@ class TableUpdatesConsumer(AsyncWebsocketConsumer):
         self._sender = asyncio.ensure_future(self._send_changes())
 
     def _allowed(self) -> bool:
-        if self.permission is None:
+        if self.permission is None or self.table_name in self.public:
             return True
         user = self.scope.get("user")
         if user is None:

@@ -174,6 +174,16 @@ async def test_only_permitted_staff_may_watch_by_default(shop):
             await ws.disconnect()
 
 
+async def test_public_tables_need_no_permission(shop):
+    ws = WebsocketCommunicator(
+        router(public=["counts"], user=Staff()), "/ws/faust/tables/counts/"
+    )
+    assert (await ws.connect())[0]
+    await ws.disconnect()
+    with pytest.raises(TypeError, match="'publik'"):
+        TableUpdatesConsumer(publik=["counts"])
+
+
 async def test_unknown_and_unlisted_tables_are_refused(shop):
     ws = WebsocketCommunicator(router(permission=None), "/ws/faust/tables/nope/")
     assert await ws.connect() == (False, 4404)
