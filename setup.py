@@ -33,6 +33,8 @@ setup(
         "click>=8.1",
         "cronsim>=2.8",
         "uvicorn>=0.30",
+        # uvicorn serves WebSockets (the live table views) only with it.
+        "websockets>=12",
     ],
     extras_require={
         "rocksdb": ["rocksdict>=0.3.23"],

@@ -92,7 +92,7 @@ async def dashboard(request: HttpRequest) -> HttpResponse:
                 (account, order_counts[account], order_totals[account])
                 for account in sorted(order_counts)
             ],
-            "minutes": json.dumps(minutes),
+            "minutes": minutes,
         },
     )
 
