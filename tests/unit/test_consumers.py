@@ -15,6 +15,9 @@ from django_faust.consumers import TableUpdatesConsumer, websocket_urlpatterns
 from django_faust.testing import make_app, running
 from tests.helpers import wait_for
 
+# Channels closes stale database connections around each consumer event.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 @pytest.fixture
 def shop(monkeypatch):
