@@ -18,11 +18,20 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
-from .admin_data import AdminData, get_admin_data, jsonable, row_id
+from .admin_data import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    AdminData,
+    answer,
+    get_admin_data,
+    jsonable,
+    row_id,
+    signed,
+)
 from .admin_models import StreamTable, StreamWorker
 
 __all__ = ["PERMISSION", "TableAdmin", "WorkerAdmin"]
@@ -85,6 +94,13 @@ class TableAdmin(_ReadOnlyAdmin):
             path(
                 "", wrap(self.changelist_view), name=f"{app_label}_{model}_changelist"
             ),
+            # Not behind the admin's login: answers only signed questions of
+            # a web process (`admin_data.RemoteAdminData`).
+            path(
+                "_data/<str:question>/",
+                self.data_view,
+                name=f"{app_label}_{model}_data",
+            ),
             path(
                 "<path:name>/", wrap(self.table_view), name=f"{app_label}_{model}_table"
             ),
@@ -137,6 +153,22 @@ class TableAdmin(_ReadOnlyAdmin):
             first_query=_query(request, cursor=None) if cursor else None,
         )
         return TemplateResponse(request, "admin/django_faust/table.html", context)
+
+    def data_view(self, request: HttpRequest, question: str) -> HttpResponse:
+        """A worker's answer to a web process's signed question, as JSON."""
+        if not signed(
+            request.get_full_path(),
+            request.headers.get(TIMESTAMP_HEADER),
+            request.headers.get(SIGNATURE_HEADER),
+        ):
+            raise PermissionDenied
+        try:
+            result = answer(self.data(), question, request.GET)
+        except LookupError as exc:
+            return JsonResponse({"error": str(exc)}, status=404)
+        except (KeyError, ValueError) as exc:
+            return JsonResponse({"error": str(exc)}, status=400)
+        return JsonResponse(result, safe=False)
 
 
 @admin.register(StreamWorker)

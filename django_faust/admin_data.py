@@ -27,7 +27,7 @@ import heapq
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .exceptions import ImproperlyConfigured
@@ -42,6 +42,7 @@ __all__ = [
     "Entry",
     "LocalAdminData",
     "Page",
+    "RemoteAdminData",
     "TableInfo",
     "WorkerInfo",
     "admin_data_factory",
@@ -91,6 +92,8 @@ class Entry:
     window_start: float | None = None
     #: The value's fields when the table has a Record ``value_type``.
     fields: dict[str, Any] | None = None
+    #: The encoded (stored) key: the order of pages, and their cursor.
+    raw: bytes = b""
 
 
 @dataclass
@@ -399,7 +402,9 @@ class LocalAdminData:
             window_start: float | None = None
             if table.window is not None and isinstance(key, tuple):
                 key, window_start = key
-            out.append(_entry(key, value, partition, window_start, fields))
+            entry = _entry(key, value, partition, window_start, fields)
+            entry.raw = raw
+            out.append(entry)
         if exhausted or last is None:
             return Page(out, None)
         return Page(out, encode_cursor(last))
@@ -527,6 +532,225 @@ def _entry(
         window_start=start,
         fields=data if isinstance(data, dict) else None,
     )
+
+
+# -- asking the workers (a web process without a worker) -----------------------------
+
+#: Headers of a signed question from a web process to a worker.
+SIGNATURE_HEADER = "X-Django-Faust-Admin-Signature"
+TIMESTAMP_HEADER = "X-Django-Faust-Admin-Time"
+#: Seconds a signed question stays valid.
+SIGNATURE_TTL = 60.0
+
+#: ``fetch(url) -> (status, body)`` with the signature headers already set.
+Fetch = Callable[[str, dict[str, str]], tuple[int, bytes]]
+
+
+def sign(target: str, timestamp: str) -> str:
+    """HMAC (SHA-256, keyed by ``SECRET_KEY``) of a question's path and time."""
+    import hashlib
+    import hmac
+
+    from django.conf import settings
+
+    message = f"{timestamp}\n{target}".encode()
+    key = f"django-faust-admin:{settings.SECRET_KEY}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def signed(target: str, timestamp: str | None, signature: str | None) -> bool:
+    """Whether a question was signed by a process sharing our ``SECRET_KEY``."""
+    import hmac
+
+    if not timestamp or not signature:
+        return False
+    try:
+        age = abs(time.time() - float(timestamp))
+    except ValueError:
+        return False
+    return age <= SIGNATURE_TTL and hmac.compare_digest(
+        sign(target, timestamp), signature
+    )
+
+
+def answer(data: AdminData, question: str, query: Any) -> Any:
+    """A worker's JSON answer to a web process's question (see `RemoteAdminData`)."""
+    if question == "tables":
+        return [asdict(info) for info in data.tables()]
+    if question == "workers":
+        return [asdict(info) for info in data.workers()]
+    if question == "page":
+        window = query.get("window")
+        page = data.page(
+            query["name"],
+            cursor=query.get("cursor") or None,
+            search=query.get("search", ""),
+            exact=query.get("exact") == "1",
+            window=float(window) if window else None,
+            limit=int(query.get("limit", 50)),
+        )
+        return {
+            "entries": [
+                {
+                    "raw": encode_cursor(entry.raw),
+                    "key": jsonable(entry.key),
+                    "value": jsonable(entry.value),
+                    "partition": entry.partition,
+                    "window_start": entry.window_start,
+                    "fields": entry.fields,
+                }
+                for entry in page.entries
+            ],
+            "next_cursor": page.next_cursor,
+        }
+    raise LookupError(f"no admin question {question!r}")
+
+
+def _fetch_http(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+class RemoteAdminData:
+    """Answers by asking every worker (for a web process that runs none).
+
+    ``worker_urls()`` gives the base URL of each worker's site (the router
+    knows them: the group's assignment carries each worker's web URL).
+    Each worker answers from its own tables at ``<admin>/django_faust/
+    streamtable/_data/<question>/``, a URL the admin mounts, open only to
+    questions signed with the ``SECRET_KEY`` both processes share. Pages of
+    the workers are merged in key order, as a worker merges its partitions.
+    Live updates (`subscribe`) are not relayed: they need the worker.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        worker_urls: Callable[[], list[str]],
+        *,
+        admin_prefix: str = "/admin/",
+        fetch: Fetch = _fetch_http,
+    ) -> None:
+        self.app = app
+        self.worker_urls = worker_urls
+        self.admin_prefix = "/" + admin_prefix.strip("/") + "/"
+        self.fetch = fetch
+
+    def _ask(self, question: str, **params: Any) -> list[Any]:
+        from urllib.parse import urlencode
+
+        target = f"{self.admin_prefix}django_faust/streamtable/_data/{question}/"
+        query = urlencode({k: v for k, v in params.items() if v is not None})
+        if query:
+            target += f"?{query}"
+        answers = []
+        for url in self.worker_urls():
+            timestamp = repr(time.time())
+            headers = {
+                TIMESTAMP_HEADER: timestamp,
+                SIGNATURE_HEADER: sign(target, timestamp),
+            }
+            status, body = self.fetch(url.rstrip("/") + target, headers)
+            if status == 404 and question == "page":
+                continue  # that worker has no such table (not declared there)
+            if status != 200:
+                raise RuntimeError(
+                    f"Asking worker {url} for {question!r}: HTTP {status}: "
+                    f"{body[:200]!r}"
+                )
+            answers.append(json.loads(body))
+        return answers
+
+    def tables(self) -> list[TableInfo]:
+        merged: dict[str, TableInfo] = {}
+        for answer_ in self._ask("tables"):
+            for raw in answer_:
+                info = TableInfo(**raw)
+                known = merged.get(info.name)
+                if known is None:
+                    merged[info.name] = info
+                    continue
+                if "global" not in info.kind:  # a global table is whole on each
+                    known.keys += info.keys
+                known.partitions.update(info.partitions)
+                known.standby_partitions.update(info.standby_partitions)
+                known.recovery.update(info.recovery)
+                known.recovered = known.recovered and info.recovered
+        return [merged[name] for name in sorted(merged)]
+
+    def table(self, name: str) -> TableInfo:
+        for info in self.tables():
+            if info.name == name:
+                return info
+        raise LookupError(f"No table named {name!r} on any worker.")
+
+    def windows(self, name: str) -> list[float]:
+        # The windows follow from the table's declaration, which this
+        # process has too.
+        return LocalAdminData(self.app).windows(name)
+
+    def page(
+        self,
+        name: str,
+        *,
+        cursor: str | None = None,
+        search: str = "",
+        exact: bool = False,
+        window: float | None = None,
+        limit: int = 50,
+    ) -> Page:
+        answers = self._ask(
+            "page",
+            name=name,
+            cursor=cursor,
+            search=search or None,
+            exact="1" if exact else None,
+            window=repr(window) if window is not None else None,
+            limit=limit,
+        )
+        entries = [
+            Entry(
+                key=_as_key(item["key"]),
+                value=item["value"],
+                partition=item["partition"],
+                window_start=item["window_start"],
+                fields=item["fields"],
+                raw=decode_cursor(item["raw"]),
+            )
+            for page in answers
+            for item in page["entries"]
+        ]
+        entries.sort(key=lambda entry: entry.raw)
+        more = any(page["next_cursor"] for page in answers) or len(entries) > limit
+        entries = entries[:limit]
+        if exact or not more or not entries:
+            return Page(entries, None)
+        return Page(entries, encode_cursor(entries[-1].raw))
+
+    def workers(self) -> list[WorkerInfo]:
+        return [
+            WorkerInfo(**raw) for answer_ in self._ask("workers") for raw in answer_
+        ]
+
+    def subscribe(self, name: str, listener: Listener) -> Callable[[], None]:
+        raise LookupError(
+            f"Live updates of table {name!r} come from the worker that holds it; "
+            "this process runs none (route the WebSocket to a worker)."
+        )
+
+
+def _as_key(value: Any) -> Any:
+    """A key back from JSON: lists were tuples (keys are hashable)."""
+    if isinstance(value, list):
+        return tuple(_as_key(item) for item in value)
+    return value
 
 
 def _local(app: App) -> AdminData:

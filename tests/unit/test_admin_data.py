@@ -141,3 +141,31 @@ async def test_change_listeners_see_sets_and_deletes_and_a_failing_one_goes():
         assert seen == [("t", "a", 1), ("t", "a", None), ("t", "b", 2)]
         assert broken not in table._listeners
         assert table["b"] == 2
+
+
+def test_a_window_page_that_scans_too_far_ends_early_with_a_cursor(monkeypatch):
+    from django_faust import admin_data
+
+    monkeypatch.setattr(admin_data, "MAX_SCAN", 5)
+    app = make_app("scan", topic_partitions=1)
+    table = app.Table("per-minute", default=int).tumbling(60).table
+    store = table.store
+    # Ten keys in an old window, then two in the current one: a window
+    # filter cannot seek, so the first page stops after five entries.
+    for i in range(10):
+        store.set(0, (f"a{i}", 0.0), i)
+    store.set(0, ("b0", 600.0), 1)
+    store.set(0, ("b1", 600.0), 2)
+    data = LocalAdminData(app)
+    found = []
+    cursor = None
+    pages = 0
+    while True:
+        page = data.page("per-minute", window=600.0, cursor=cursor, limit=10)
+        pages += 1
+        found += [(e.key, e.window_start, e.value) for e in page.entries]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert found == [("b0", 600.0, 1), ("b1", 600.0, 2)]
+    assert pages > 1
