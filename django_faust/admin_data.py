@@ -627,7 +627,8 @@ class RemoteAdminData:
     streamtable/_data/<question>/``, a URL the admin mounts, open only to
     questions signed with the ``SECRET_KEY`` both processes share. Pages of
     the workers are merged in key order, as a worker merges its partitions.
-    Live updates (`subscribe`) are not relayed: they need the worker.
+    `subscribe` is refused: the live views relay the workers' own
+    WebSockets instead (`django_faust.consumers`).
     """
 
     def __init__(

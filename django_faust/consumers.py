@@ -21,6 +21,11 @@ a task of the consumer sends it. A client that does not keep up is dropped
 a send takes longer than `send_timeout`: memory stays bounded and the
 agent unaffected.
 
+In a web process that runs no worker (``admin_data_factory`` gives a
+`RemoteAdminData`), the consumer relays: it connects to the same URL on
+every worker, signed with the ``SECRET_KEY`` they share, and passes their
+messages on.
+
 By default only staff users with ``django_faust.view_table`` may connect
 (the admin's permission, so ``AuthMiddlewareStack`` is needed); set
 ``permission=None`` (``TableUpdatesConsumer.as_asgi(permission=None,
@@ -33,14 +38,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Collection
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import path
 
-from .admin_data import get_admin_data, jsonable, row_id, search_key
+from .admin_data import (
+    AdminData,
+    RemoteAdminData,
+    get_admin_data,
+    jsonable,
+    row_id,
+    search_key,
+    sign,
+    signed,
+)
 
 __all__ = ["TableUpdatesConsumer", "websocket_urlpatterns"]
 
@@ -50,6 +65,8 @@ logger = logging.getLogger(__name__)
 FORBIDDEN, NOT_FOUND, TOO_SLOW = 4403, 4404, 4008
 
 _UNSET: Any = object()
+#: Query parameters of a web process's signed relay connection to a worker.
+RELAY_TIME, RELAY_SIGNATURE = "faust_time", "faust_signature"
 
 
 class TableUpdatesConsumer(AsyncWebsocketConsumer):
@@ -72,9 +89,10 @@ class TableUpdatesConsumer(AsyncWebsocketConsumer):
     table_name: str
     _pending: dict[Any, Any]
     _unsubscribe: Callable[[], None] | None = None
-    _sender: asyncio.Future[None] | None = None
+    _sender: asyncio.Future[Any] | None = None
     _dropped = False
     _closing: asyncio.Future[None] | None = None
+    _relays: list[Any] = []
 
     #: What ``as_asgi(...)`` may set (Channels passes its keywords here).
     options = ("permission", "tables", "public", "rate", "max_pending", "send_timeout")
@@ -101,7 +119,11 @@ class TableUpdatesConsumer(AsyncWebsocketConsumer):
         if self.tables is not None and self.table_name not in self.tables:
             await self.close(code=FORBIDDEN)
             return
-        data = get_admin_data()
+        data = self.admin_data()
+        if isinstance(data, RemoteAdminData):
+            # A web process: the workers hold the table; pass on theirs.
+            await self._start_relay(data)
+            return
         app = getattr(data, "app", None)
         table = app.tables.get(self.table_name) if app is not None else None
         self._key = _UNSET
@@ -120,9 +142,20 @@ class TableUpdatesConsumer(AsyncWebsocketConsumer):
         await self.accept()
         self._sender = asyncio.ensure_future(self._send_changes())
 
+    def admin_data(self) -> AdminData:
+        """Where the table's changes come from (see `django_faust.admin_data`)."""
+        return get_admin_data()
+
     def _allowed(self) -> bool:
         if self.permission is None or self.table_name in self.public:
             return True
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        if signed(
+            self.scope.get("path", ""),
+            query.get(RELAY_TIME, [None])[0],
+            query.get(RELAY_SIGNATURE, [None])[0],
+        ):
+            return True  # a web process relaying for a user it checked
         user = self.scope.get("user")
         if user is None:
             logger.warning(
@@ -207,6 +240,7 @@ class TableUpdatesConsumer(AsyncWebsocketConsumer):
         self._closing = asyncio.ensure_future(self._close_quietly())
 
     async def _close_quietly(self) -> None:
+        await self._close_relays()
         try:
             await asyncio.wait_for(self.close(code=TOO_SLOW), self.send_timeout)
         except (TimeoutError, Exception):  # the client is gone either way
@@ -217,7 +251,62 @@ class TableUpdatesConsumer(AsyncWebsocketConsumer):
         if unsubscribe is not None:
             unsubscribe()
 
+    # -- relaying, in a web process ----------------------------------------------------
+
+    async def _start_relay(self, data: RemoteAdminData) -> None:
+        """Connect to the table's consumer on every worker and pass messages on.
+
+        Each worker coalesces its own changes; messages are forwarded as
+        they come, and a browser that does not take them within
+        `send_timeout` is dropped, as with a worker.
+        """
+        import websockets
+
+        path = self.scope.get("path", "")
+        timestamp = repr(time.time())
+        query = {RELAY_TIME: timestamp, RELAY_SIGNATURE: sign(path, timestamp)}
+        key = parse_qs(self.scope.get("query_string", b"").decode()).get("key")
+        if key:
+            query["key"] = key[0]
+        connections = []
+        for url in data.worker_urls():
+            target = url.rstrip("/").replace("http", "ws", 1) + path
+            try:
+                connections.append(
+                    await websockets.connect(f"{target}?{urlencode(query)}")
+                )
+            except (OSError, websockets.InvalidHandshake) as exc:
+                logger.warning("Live updates: worker %s refused: %s", url, exc)
+        if not connections:
+            await self.close(code=NOT_FOUND)
+            return
+        self._loop = asyncio.get_running_loop()
+        self._relays = connections
+        await self.accept()
+        self._sender = asyncio.ensure_future(
+            asyncio.gather(*(self._relay(c) for c in connections))
+        )
+
+    async def _relay(self, connection: Any) -> None:
+        try:
+            async for message in connection:
+                try:
+                    await asyncio.wait_for(
+                        self.send(text_data=message), self.send_timeout
+                    )
+                except TimeoutError:
+                    self._drop(f"a send took more than {self.send_timeout}s")
+                    return
+        except Exception:  # the worker went away
+            logger.info("Live updates: a worker closed the relay", exc_info=True)
+
+    async def _close_relays(self) -> None:
+        relays, self._relays = self._relays, []
+        for connection in relays:
+            await connection.close()
+
     async def disconnect(self, code: int) -> None:
+        await self._close_relays()
         self._stop_listening()
         sender, self._sender = self._sender, None
         if sender is not None:

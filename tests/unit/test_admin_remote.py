@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import Client
+from django.urls import path
 
 from django_faust import admin_data
 from django_faust.admin_data import (
@@ -96,3 +97,42 @@ def test_live_updates_are_not_relayed_by_a_web_process():
     remote = RemoteAdminData(app, lambda: [])
     with pytest.raises(LookupError, match="worker that holds it"):
         remote.subscribe("counts", lambda *args: None)
+
+
+async def test_a_web_process_relays_live_updates_from_the_workers(monkeypatch):
+    import socket
+
+    from channels.routing import URLRouter
+    from channels.testing import WebsocketCommunicator
+
+    from django_faust.consumers import TableUpdatesConsumer, websocket_urlpatterns
+    from django_faust.web.server import WebServer
+
+    app, topic, _ = worker("w4")
+    monkeypatch.setattr(admin_data, "admin_data_factory", lambda _: LocalAdminData(app))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # The worker serves the consumer; it only takes signed relays (or staff).
+    server = WebServer(
+        app, port=port, bind="127.0.0.1", application=URLRouter(websocket_urlpatterns)
+    )
+
+    class WebProcess(TableUpdatesConsumer):
+        def admin_data(self):
+            return RemoteAdminData(app, lambda: [f"http://127.0.0.1:{port}/"])
+
+    web = URLRouter(
+        [path("ws/faust/tables/<str:name>/", WebProcess.as_asgi(permission=None))]
+    )
+    async with running(app):
+        await server.start()
+        try:
+            browser = WebsocketCommunicator(web, "/ws/faust/tables/counts/")
+            assert (await browser.connect())[0]
+            await topic.send(key="zed", value=1)
+            message = await browser.receive_json_from(timeout=5)
+            assert [(c["key"], c["value"]) for c in message["changes"]] == [("zed", 1)]
+            await browser.disconnect()
+        finally:
+            await server.stop()
