@@ -14,13 +14,22 @@ the app of this process when the worker serves the admin.
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any
+from urllib.parse import urlencode
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 
 from .admin_data import (
     SIGNATURE_HEADER,
@@ -30,14 +39,18 @@ from .admin_data import (
     get_admin_data,
     jsonable,
     row_id,
+    search_key,
     signed,
 )
+from .admin_edits import edits_topic, send_edit
 from .admin_models import StreamTable, StreamWorker
 
 __all__ = ["PERMISSION", "TableAdmin", "WorkerAdmin"]
 
 #: The permission every page of ours asks for.
 PERMISSION = "django_faust.view_table"
+#: The permission to edit keys (of tables made editable).
+CHANGE_PERMISSION = "django_faust.change_table"
 #: Keys per page of a table.
 PAGE_SIZE = 50
 
@@ -102,6 +115,11 @@ class TableAdmin(_ReadOnlyAdmin):
                 name=f"{app_label}_{model}_data",
             ),
             path(
+                "<path:name>/edit/",
+                wrap(self.edit_view),
+                name=f"{app_label}_{model}_edit",
+            ),
+            path(
                 "<path:name>/", wrap(self.table_view), name=f"{app_label}_{model}_table"
             ),
         ]
@@ -147,12 +165,58 @@ class TableAdmin(_ReadOnlyAdmin):
             windows=[(start, _when(start)) for start in windows],
             window=window,
             fields=info.value_fields,
+            can_edit=self._editable(request, name) is not None,
             next_query=_query(request, cursor=page.next_cursor)
             if page and page.next_cursor
             else None,
             first_query=_query(request, cursor=None) if cursor else None,
         )
         return TemplateResponse(request, "admin/django_faust/table.html", context)
+
+    def _editable(self, request: HttpRequest, name: str) -> Any:
+        """The table if it is editable and the user may edit it, else None."""
+        user: Any = request.user
+        if not (self.has_view_permission(request) and user.has_perm(CHANGE_PERMISSION)):
+            return None
+        app = getattr(self.data(), "app", None)
+        table = app.tables.get(name) if app is not None else None
+        if table is None or edits_topic(table) is None:
+            return None
+        return table
+
+    def edit_view(self, request: HttpRequest, name: str) -> HttpResponse:
+        """Set or delete a key: sent as an event the owning worker applies."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        table = self._editable(request, name)
+        if table is None:
+            raise PermissionDenied
+        text = request.POST.get("key", "").strip()
+        delete = "delete" in request.POST
+        back = reverse("admin:django_faust_streamtable_table", args=[name])
+        try:
+            if not text:
+                raise ValueError("give the key to change")
+            key, _ = search_key(table, text, exact=True)
+            value = None
+            if not delete:
+                try:
+                    value = json.loads(request.POST.get("value", ""))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"the value is not JSON ({exc})") from None
+            send_edit(table, key, value, delete=delete)
+        except (ValueError, TypeError) as exc:
+            messages.error(request, f"Table {name}: {exc}")
+            return HttpResponseRedirect(back)
+        action = "deletion" if delete else "new value"
+        messages.success(
+            request,
+            f"Sent the {action} of key {text!r}; the worker that owns it "
+            "applies it in a moment.",
+        )
+        return HttpResponseRedirect(
+            f"{back}?{urlencode({'q': text, 'match': 'exact'})}"
+        )
 
     def data_view(self, request: HttpRequest, question: str) -> HttpResponse:
         """A worker's answer to a web process's signed question, as JSON."""
@@ -210,8 +274,6 @@ def _when(start: float) -> str:
 
 
 def _row(entry: Any) -> dict[str, Any]:
-    import json
-
     return {
         "key": row_id(entry.key, entry.window_start),
         "key_text": entry.key

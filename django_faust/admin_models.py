@@ -7,7 +7,9 @@ for them read the stream processor's state (`django_faust.admin_data`).
 The migration ``django_faust/0001`` exists so that ``migrate`` creates the
 content types and the permissions:
 
-* ``django_faust.view_table``: see tables, their keys and the workers.
+* ``django_faust.view_table``: see tables, their keys and the workers;
+* ``django_faust.change_table``: set and delete keys of the tables made
+  editable with `django_faust.admin_edits.enable_admin_edits`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class StreamTable(models.Model):
         default_permissions = ()
         permissions = [
             ("view_table", "Can see stream tables, their keys and the workers"),
+            ("change_table", "Can set and delete keys of editable tables"),
         ]
         verbose_name = "table"
         verbose_name_plural = "tables"

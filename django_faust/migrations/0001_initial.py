@@ -32,7 +32,11 @@ class Migration(migrations.Migration):
                     (
                         "view_table",
                         "Can see stream tables, their keys and the workers",
-                    )
+                    ),
+                    (
+                        "change_table",
+                        "Can set and delete keys of editable tables",
+                    ),
                 ],
                 "managed": False,
                 "default_permissions": (),

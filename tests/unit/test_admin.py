@@ -143,3 +143,63 @@ def test_pages_page_through_a_table(client, shop, monkeypatch):
         href = body.split('<a href="')[-1].split('"')[0].replace("&amp;", "&")
         url = f"{TABLES}counts/{href}"
     assert seen == [f"user-{i}" for i in range(7)]
+
+
+def test_editing_is_off_unless_enabled_and_needs_the_change_permission(client, shop):
+    _ = shop
+    client.force_login(user("ops", staff=True, allowed=True))
+    page = client.get(f"{TABLES}counts/").content.decode()
+    assert "Change a key" not in page
+    response = client.post(f"{TABLES}counts/edit/", {"key": "a", "value": "1"})
+    assert response.status_code == 403
+
+
+async def test_edits_are_events_the_owning_worker_applies(async_client, monkeypatch):
+    from asgiref.sync import sync_to_async
+
+    from django_faust.admin_edits import enable_admin_edits
+
+    app = make_app("editing", topic_partitions=4)
+    orders = app.topic("orders", key_type=str, value_type=int)
+    counts = app.Table("counts", default=int)
+    enable_admin_edits(counts)
+
+    @app.agent(orders)
+    async def count(stream):
+        async for account, _ in stream.items():
+            counts[account] += 1
+
+    monkeypatch.setattr(admin_data, "admin_data_factory", lambda _: LocalAdminData(app))
+
+    def editor():
+        person = user("editor", staff=True, allowed=True)
+        person.user_permissions.add(Permission.objects.get(codename="change_table"))
+        return person
+
+    await async_client.aforce_login(await sync_to_async(editor)())
+    async with running(app):
+        await orders.send(key="alice", value=1)
+        await wait_for(lambda: counts["alice"] == 1)
+        page = (await async_client.get(f"{TABLES}counts/")).content.decode()
+        assert "Change a key" in page
+        response = await async_client.post(
+            f"{TABLES}counts/edit/", {"key": "alice", "value": "41", "set": "Set"}
+        )
+        assert response.status_code == 302
+        await wait_for(lambda: counts["alice"] == 41)
+        await orders.send(key="alice", value=1)
+        await wait_for(lambda: counts["alice"] == 42)
+        bad = await async_client.post(
+            f"{TABLES}counts/edit/", {"key": "alice", "value": "{nope", "set": "Set"}
+        )
+        assert bad.status_code == 302  # back to the page with the error
+        await async_client.post(
+            f"{TABLES}counts/edit/", {"key": "alice", "delete": "Delete"}
+        )
+        await wait_for(lambda: "alice" not in counts)
+        # The edits went through the changelog like any write.
+        await app.consumer.commit()
+        from tests.helpers import log_of
+
+        changelog = [(m.key, m.value) for m in log_of(app, "editing-counts-changelog")]
+        assert (b'"alice"', None) in changelog
