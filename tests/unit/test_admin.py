@@ -203,3 +203,10 @@ async def test_edits_are_events_the_owning_worker_applies(async_client, monkeypa
 
         changelog = [(m.key, m.value) for m in log_of(app, "editing-counts-changelog")]
         assert (b'"alice"', None) in changelog
+
+
+def test_the_migration_matches_the_models():
+    # Exits non-zero if the admin's models changed without a migration.
+    call_command(
+        "makemigrations", "django_faust", check=True, dry_run=True, verbosity=0
+    )
