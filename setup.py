@@ -34,6 +34,8 @@ setup(
         "cronsim>=2.8",
         "uvicorn>=0.30",
         "h11>=0.14",
+        # uvicorn serves WebSockets (the live table views) only with it.
+        "websockets>=12",
     ],
     extras_require={
         "rocksdb": ["rocksdict>=0.3.23"],
@@ -48,6 +50,11 @@ setup(
             "ruff>=0.6",
             "mypy>=1.11",
             "django-stubs>=5.1",
+            # channels.testing (WebsocketCommunicator) imports daphne.
+            "daphne>=4.1",
+            # The browser test (tests/e2e/test_browser.py) drives Debian's
+            # chromium; it never downloads a browser.
+            "playwright>=1.40",
         ],
     },
     entry_points={"pytest11": ["django_faust = django_faust.testing.plugin"]},

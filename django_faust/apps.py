@@ -15,6 +15,13 @@ logger = logging.getLogger(__name__)
 class DjangoFaustConfig(AppConfig):
     name = "django_faust"
     verbose_name = "Django Faust"
+    default_auto_field = "django.db.models.AutoField"
+
+    def import_models(self) -> None:
+        # ``django_faust.models`` is the Record package, not Django models:
+        # the admin's unmanaged models live in ``admin_models``.
+        super().import_models()
+        from . import admin_models  # noqa: F401
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)

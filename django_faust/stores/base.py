@@ -159,6 +159,40 @@ class Store(abc.ABC):
                 return partition
         return None
 
+    def page(
+        self,
+        partition: int,
+        *,
+        after: bytes | None = None,
+        prefix: bytes = b"",
+        limit: int = 50,
+    ) -> list[tuple[bytes, Any, Any]]:
+        """Up to ``limit`` ``(encoded key, key, value)`` of ``partition``, in key order.
+
+        The order is that of the encoded keys (bytes), which is what RocksDB
+        keeps natively; ``after`` is the encoded key the previous page ended
+        with (the cursor), ``prefix`` keeps only encoded keys starting with
+        it. The admin pages through a table with it: a page reads about
+        ``limit`` entries, never the whole partition, in a driver that keeps
+        the order. This default sorts the partition (correct, not fast).
+        """
+        encode_key = self.encode_key
+        entries = []
+        for key, value in self.items(partition):
+            raw = encode_key(key) or b""
+            if raw.startswith(prefix) and (after is None or raw > after):
+                entries.append((raw, key, value))
+        entries.sort(key=lambda entry: entry[0])
+        return entries[:limit]
+
+    def approximate_count(self, partition: int) -> int:
+        """The number of keys in ``partition``, cheaply; may be an estimate.
+
+        For pages that show sizes (the admin): a disk-backed store may
+        answer from its statistics instead of reading every key.
+        """
+        return self.count(partition)
+
     def keys(self, partition: int | None = None) -> Iterator[Any]:
         """The keys of one partition, or of every local one."""
         for key, _ in self.items(partition):

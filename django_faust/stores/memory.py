@@ -13,6 +13,7 @@ dict would. Only `MemoryStore.apply_changelog` decodes.
 from __future__ import annotations
 
 import builtins
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from typing import Any, Collection, Iterable, Iterator, Mapping, Sequence
 
@@ -29,6 +30,13 @@ class MemoryStore(Store):
         # A defaultdict: using a partition makes it local (see `Store`).
         self._data: defaultdict[int, dict[Any, Any]] = defaultdict(dict)
         self._offsets: dict[int, int] = {}
+        #: Bumped by every removal of a key: with a partition's length it
+        #: tells whether the sorted index `page` keeps is still true (a new
+        #: key changes the length, a changed value changes nothing), so that
+        #: writes pay nothing for it.
+        self._removals = 0
+        #: partition -> (length, removals, encoded keys sorted, their keys).
+        self._index: dict[int, tuple[int, int, list[bytes], list[Any]]] = {}
 
     # -- data --------------------------------------------------------------------
 
@@ -50,6 +58,7 @@ class MemoryStore(Store):
             del self._data[partition][key]
         except KeyError:
             raise KeyError(key) from None
+        self._removals += 1
 
     def contains(self, partition: int, key: Any) -> bool:
         return key in self._data[partition]
@@ -64,6 +73,43 @@ class MemoryStore(Store):
     def _all_items(self) -> Iterator[tuple[Any, Any]]:
         for partition in sorted(self._data):
             yield from list(self._data[partition].items())
+
+    def page(
+        self,
+        partition: int,
+        *,
+        after: bytes | None = None,
+        prefix: bytes = b"",
+        limit: int = 50,
+    ) -> list[tuple[bytes, Any, Any]]:
+        # A sorted index of the encoded keys, built once and kept until the
+        # partition gains or loses a key: later pages are a bisection.
+        data = self._data.get(partition)
+        if not data:
+            return []
+        index = self._index.get(partition)
+        if index is None or index[0] != len(data) or index[1] != self._removals:
+            encode_key = self.encode_key
+            pairs = sorted(((encode_key(k) or b""), k) for k in data)
+            index = (
+                len(data),
+                self._removals,
+                [p[0] for p in pairs],
+                [p[1] for p in pairs],
+            )
+            self._index[partition] = index
+        raws, keys = index[2], index[3]
+        start = bisect_left(raws, prefix)
+        if after is not None:
+            start = max(start, bisect_right(raws, after))
+        out: list[tuple[bytes, Any, Any]] = []
+        for position in range(start, len(raws)):
+            raw = raws[position]
+            if not raw.startswith(prefix) or len(out) >= limit:
+                break
+            key = keys[position]
+            out.append((raw, key, data[key]))
+        return out
 
     def count(self, partition: int | None = None) -> int:
         if partition is not None:
@@ -102,6 +148,7 @@ class MemoryStore(Store):
                 continue
             if value is None:
                 data.pop(decode_key(key), None)
+                self._removals += 1
             else:
                 data[decode_key(key)] = decode_value(value)
         self._offsets[partition] = last_offset
@@ -153,7 +200,9 @@ class MemoryStore(Store):
         # re-assignment skip the changelog records the data came from.
         self._data.pop(partition, None)
         self._offsets.pop(partition, None)
+        self._index.pop(partition, None)
 
     def reset(self) -> None:
         self._data.clear()
         self._offsets.clear()
+        self._index.clear()

@@ -306,6 +306,42 @@ class RocksDBStore(Store):
             # The smallest key after the last one seen.
             start = chunk[-1][0] + b"\x00"
 
+    def page(
+        self,
+        partition: int,
+        *,
+        after: bytes | None = None,
+        prefix: bytes = b"",
+        limit: int = 50,
+    ) -> list[tuple[bytes, Any, Any]]:
+        # RocksDB keeps keys sorted: seek to the cursor (or the prefix) and
+        # read ``limit`` entries, however large the partition.
+        part = self._open(partition)
+        self._write(part)
+        start = _DATA + prefix
+        if after is not None and _DATA + after >= start:
+            start = _DATA + after + b"\x00"
+        read_options = self._rocksdict.ReadOptions()
+        read_options.set_iterate_upper_bound(_DATA_END)
+        pairs: Iterator[Any] = part.db.items(from_key=start, read_opt=read_options)
+        wanted = _DATA + prefix
+        out: list[tuple[bytes, Any, Any]] = []
+        decode_key, decode_value = self.decode_key, self.decode_value
+        for stored_key, raw in pairs:
+            if not stored_key.startswith(wanted) or len(out) >= limit:
+                break
+            out.append((stored_key[1:], decode_key(stored_key[1:]), decode_value(raw)))
+        del pairs
+        return out
+
+    def approximate_count(self, partition: int) -> int:
+        # RocksDB's own estimate: counting would read every key.
+        part = self._open(partition)
+        self._write(part)
+        estimate = part.db.property_int_value("rocksdb.estimate-num-keys")
+        # The offset entry is one of them.
+        return max(0, int(estimate or 0) - (1 if part.offset is not None else 0))
+
     def count(self, partition: int | None = None) -> int:
         numbers = [partition] if partition is not None else sorted(self._partitions)
         total = 0

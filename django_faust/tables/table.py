@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from ..topics import Topic
     from ..types import RecordMetadata
 
-__all__ = ["GlobalTable", "SetGlobalTable", "SetTable", "Table"]
+__all__ = ["GlobalTable", "Listener", "SetGlobalTable", "SetTable", "Table"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ logger = logging.getLogger(__name__)
 DELETED = object()
 #: What a store returns for a missing key (its MISSING means "raise").
 _ABSENT = object()
+#: A change listener: ``listener(table, key, value)``, value None if deleted.
+Listener = Callable[["Table", Any, Any], None]
 #: The changelog header naming the process that wrote a global table record.
 WRITER_HEADER = "django-faust-writer"
 
@@ -161,6 +163,9 @@ class Table(MutableMapping[Any, Any]):
         #: Marks this process's changelog records of a global table, which
         #: its follower must not apply again (see `apply_changelog`).
         self._writer = (WRITER_HEADER, uuid.uuid4().hex.encode("ascii"))
+        #: Called with (table, key, value) after each change (value None:
+        #: deleted); see `add_listener`.
+        self._listeners: list[Listener] = []
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -327,6 +332,8 @@ class Table(MutableMapping[Any, Any]):
         moved = self._moved.get(partition)
         if moved:
             moved.pop(key, None)
+        if self._listeners:
+            self._notify(key, value)
 
     def __delitem__(self, key: Any) -> None:
         partition = self.write_partition()
@@ -342,6 +349,8 @@ class Table(MutableMapping[Any, Any]):
         moved = self._moved.get(partition)
         if moved:
             moved.pop(key, None)
+        if self._listeners:
+            self._notify(key, None)
 
     def _move_out(self, key: Any, partition: int) -> None:
         """Delete ``key`` from any other partition it lives in, with a tombstone.
@@ -428,7 +437,42 @@ class Table(MutableMapping[Any, Any]):
         moved = self._moved.get(partition)
         if moved:
             moved.pop(key, None)
+        if self._listeners:
+            self._notify(key, None)
         return True
+
+    # -- change listeners ----------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(table, key, value)`` after every change of this table.
+
+        ``value`` is None when the key was deleted. Listeners run inside the
+        agent's write, so they must be quick and must not block: note the
+        change and return (the live views coalesce changes in a dict and
+        send them from their own task). A listener that raises is removed,
+        with the error logged; the write itself is not affected. A table
+        without listeners pays one truth test per write.
+        """
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling ``listener``; removing one not added is not an error."""
+        try:
+            self._listeners.remove(listener)
+        except ValueError:
+            pass
+
+    def _notify(self, key: Any, value: Any) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(self, key, value)
+            except Exception:
+                logger.exception(
+                    "Table %r: change listener %r failed; it is removed.",
+                    self.name,
+                    listener,
+                )
+                self.remove_listener(listener)
 
     # -- changelog -----------------------------------------------------------------
 

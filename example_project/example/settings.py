@@ -2,9 +2,11 @@
 
 Everything runs in one process with no services to install: the broker and
 the table store are in memory, and no view touches the database, so there
-is nothing to migrate before ``manage.py faust worker``. Only the
-``StoredOrder`` model (the publish-on-commit recipe in ``orders/signals.py``)
-needs ``manage.py migrate``.
+is nothing to migrate before ``manage.py faust worker`` for the order form
+and the live dashboard (``/orders/dashboard/``). The admin (``/admin/``:
+tables, their keys, the workers) needs ``manage.py migrate`` and
+``manage.py createsuperuser`` first, as does the ``StoredOrder`` model (the
+publish-on-commit recipe in ``orders/signals.py``).
 """
 
 from pathlib import Path
@@ -17,7 +19,12 @@ DEBUG = True
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
 
 INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
     "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
     "django_faust",
     # Apps with agents: django_faust imports their agents.py, tables.py and
     # views.py at startup (FAUST["AUTODISCOVER_MODULES"]).
@@ -27,14 +34,33 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
 ]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+STATIC_URL = "static/"
 
 ROOT_URLCONF = "example.urls"
 ASGI_APPLICATION = "example.asgi.application"
 
-# The example never queries the database; a SQLite file is configured only so
-# that commands such as `manage.py migrate` have somewhere to go.
+# The order form and the dashboard never query the database; the admin's
+# users and sessions live in this SQLite file (`manage.py migrate`).
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",

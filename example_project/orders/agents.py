@@ -3,7 +3,8 @@
 ``process_order`` reads the ``orders`` topic, counts orders per account in a
 table and sends a notification for every big order. The ``fake_orders``
 timer invents an order now and then, so a freshly started worker has work to
-show; the views in ``views.py`` send real ones.
+show; the views in ``views.py`` send real ones (the dashboard at
+``/orders/dashboard/`` shows the tables change live).
 """
 
 import asyncio
@@ -17,7 +18,7 @@ from notifications.topics import notifications_topic
 from django_faust import app
 
 from .records import Order, OrderChange
-from .tables import order_counts, order_totals
+from .tables import last_orders, order_counts, order_totals, orders_per_minute
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ async def process_order(orders):
             raise ValueError(f"order amounts must be positive, got {order.amount}")
         order_counts[order.account] += 1
         order_totals[order.account] += order.amount
+        last_orders[order.account] = order
+        orders_per_minute[order.account] += 1
         logger.info(
             "Order: %s bought %s for %d (%s: orders %d, total %d)",
             order.account,

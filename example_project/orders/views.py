@@ -9,8 +9,10 @@ async view, run in the worker's event loop next to the agents.
 """
 
 import json
+import time
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -18,7 +20,7 @@ from django_faust.exceptions import RecordValidationError
 
 from .agents import orders_topic
 from .records import Order
-from .tables import order_counts, order_totals
+from .tables import order_counts, order_totals, orders_per_minute
 
 ORDER_FORM = """<!doctype html>
 <title>Place an order</title>
@@ -76,3 +78,34 @@ async def counts(request: HttpRequest) -> JsonResponse:
             for account in sorted(order_counts)
         }
     )
+
+
+@require_GET
+async def dashboard(request: HttpRequest) -> HttpResponse:
+    """Orders per account and per minute, updated live over a WebSocket."""
+    minutes = per_minute_totals()
+    return render(
+        request,
+        "orders/dashboard.html",
+        {
+            "accounts": [
+                (account, order_counts[account], order_totals[account])
+                for account in sorted(order_counts)
+            ],
+            "minutes": minutes,
+        },
+    )
+
+
+def per_minute_totals(windows: int = 10) -> list[list[object]]:
+    """``[window start, {account: orders}]`` of the latest minutes, oldest first."""
+    table = orders_per_minute.table
+    window = table.window
+    assert window is not None
+    latest = window.current(time.time()).start
+    starts = [latest - i * window.size for i in range(windows)][::-1]
+    counts: dict[float, dict[str, int]] = {start: {} for start in starts}
+    for (account, start), count in table.items():
+        if start in counts:
+            counts[start][account] = count
+    return [[start, counts[start]] for start in starts]

@@ -169,7 +169,12 @@ def test_tables_lists_the_project_tables():
     result = manage("tables", "--json")
     assert result.returncode == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
-    assert set(rows) == {"order-counts", "order-totals"}
+    assert set(rows) == {
+        "order-counts",
+        "order-totals",
+        "last-order",
+        "orders-per-minute",
+    }
     counts = rows["order-counts"]
     assert counts["kind"] == "Table"
     assert counts["changelog"] == "example-order-counts-changelog"
@@ -179,7 +184,12 @@ def test_tables_lists_the_project_tables():
     assert result.returncode == 0, result.stderr
     header, _, *lines = result.stdout.splitlines()
     assert header.split() == ["Name", "Kind", "Changelog", "Store", "Default", "Help"]
-    assert [line.split()[0] for line in lines] == ["order-counts", "order-totals"]
+    assert [line.split()[0] for line in lines] == [
+        "last-order",
+        "order-counts",
+        "order-totals",
+        "orders-per-minute",
+    ]
 
 
 def test_tables_and_reset_are_listed_with_help():
@@ -219,7 +229,10 @@ def test_reset_yes_deletes_the_local_table_files(tmp_path):
     env, directory = rocksdb_project(tmp_path)
     result = manage("reset", "--yes", env=env)
     assert result.returncode == 0, result.stderr
-    assert "Reset 2 table(s) (order-counts, order-totals)" in result.stdout
+    assert (
+        "Reset 4 table(s) (last-order, order-counts, order-totals, "
+        "orders-per-minute)" in result.stdout
+    )
     assert str(directory) in result.stdout
     # Only the files of the project's tables are gone.
     assert sorted(p.name for p in directory.iterdir()) == ["other-table-0.db"]
@@ -230,7 +243,7 @@ def test_reset_asks_first_and_answering_no_deletes_nothing(tmp_path):
     before = sorted(p.name for p in directory.iterdir())
     result = manage("reset", env=env, input="n\n")
     assert result.returncode == 1
-    assert "order-counts, order-totals" in result.stdout
+    assert "order-counts, order-totals, orders-per-minute" in result.stdout
     assert str(directory) in result.stdout
     assert "worker must be stopped" in result.stdout
     assert "no table data was deleted" in result.stderr
@@ -245,7 +258,7 @@ def test_reset_of_memory_tables_says_there_is_nothing_on_disk():
     result = manage("reset", "--yes")
     assert result.returncode == 0, result.stderr
     assert "keep their data in memory only" in result.stdout
-    assert "order-counts, order-totals" in result.stdout
+    assert "order-counts, order-totals, orders-per-minute" in result.stdout
 
 
 def small_project(tmp_path: Path, agents_py: str) -> Path:
