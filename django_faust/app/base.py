@@ -25,6 +25,7 @@ from typing import (
     Awaitable,
     Callable,
     Iterable,
+    Mapping,
     Sequence,
     overload,
 )
@@ -268,7 +269,7 @@ class App(Service):
             deliver=conductor.deliver,
             passive=lambda: conductor.passive,
             before_commit=self._before_commit,
-            after_commit=lambda offsets: self.monitor.on_commit(offsets),
+            after_commit=self._after_commit,
             on_revoking=conductor.revoke,
             on_revoked=lambda tps: self.on_partitions_revoked.send(tps),
             on_assigning=lambda tps, standbys: self.tables.on_partitions_assigned(
@@ -282,6 +283,11 @@ class App(Service):
             copartitioned=getattr(self, "assignor_copartitioned_groups", None),
         )
 
+    def _after_commit(self, offsets: Mapping[TP, int]) -> None:
+        """Offsets were committed: tables persist what they cover."""
+        self.tables.checkpoint(offsets)
+        self.monitor.on_commit(offsets)
+
     async def _before_commit(self) -> None:
         """Make durable what acked events produced, before their offsets.
 
@@ -289,7 +295,8 @@ class App(Service):
         of the events that made them are committed), then whatever else is
         still in the producer's buffer.
         """
-        await self.tables.flush()
+        consumer = self._consumer
+        await self.tables.flush(consumer.committing if consumer is not None else None)
         producer = self._producer
         if producer is not None and producer.started:
             await producer.flush()
