@@ -12,6 +12,10 @@ Everything a test varies comes from the environment:
 * ``WORKER_STORE``: the table store, ``memory://`` (default) or ``rocksdb://``;
 * ``WORKER_DATADIR``: the data directory (RocksDB files); give each worker
   its own, as two worker machines would have.
+* ``WORKER_MEMORY_TABLE``: if set, ``tally`` also counts in a table kept in
+  memory (``memory_counts``), whatever ``WORKER_STORE`` says.
+* ``WORKER_COMMIT_DELAY``: seconds each offset commit takes more (a slow
+  broker), so that kills often land between a changelog flush and its commit.
 
 The database is SQLite in ``WORKER_OUTDIR`` (``manage.py migrate`` first),
 with persistent connections (``CONN_MAX_AGE = None``) as a long-running
