@@ -119,5 +119,9 @@ class NoidaBroker(TestBroker):
 @pytest.fixture(scope="session")
 def noida_broker() -> Iterator[NoidaBroker]:
     """A noida-db broker for the whole test session (see `NoidaBroker`)."""
-    with NoidaBroker() as broker:
+    broker = NoidaBroker()
+    broker.start()
+    try:
         yield broker
+    finally:
+        broker.stop()

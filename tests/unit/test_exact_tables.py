@@ -204,3 +204,49 @@ async def _commits(app: Any) -> bool:
         return bool(await app.consumer.commit())
     except ConnectionError:
         return False
+
+
+async def test_a_key_moved_by_an_uncommitted_event_is_counted_once(
+    store: str, monkeypatch: Any
+) -> None:
+    def two_partitions(broker: str | None) -> tuple[Any, Any, Any]:
+        options: dict[str, Any] = {"store": store, "topic_partitions": 2}
+        if broker:
+            options["broker"] = broker
+        app = make_app("xmove", **options)
+        topic = app.topic("clicks", key_type=str, value_type=int)
+        counts = app.Table("counts", default=int)
+
+        @app.agent(topic)
+        async def count(stream: Any) -> None:
+            async for key, _ in stream.items():
+                counts[key] += 1
+
+        return app, topic, counts
+
+    first, topic, counts = two_partitions(None)
+    async with running(first):
+        await topic.send(key="a", value=1, partition=0)
+        await wait_for(lambda: counts["a"] == 1)
+        assert await first.consumer.commit()
+        # Not partitioned by the table's key: "a" moves to partition 1.
+        await topic.send(key="a", value=1, partition=1)
+        await wait_for(lambda: counts["a"] == 2)
+        crash_before_next_commit(first, monkeypatch)
+        await first.tables.flush()
+    # The value went to partition 1, the tombstone to partition 0, both
+    # naming the event of partition 1 that moved it: neither counts.
+    moved = [
+        (m.partition, m.value, source_of(m))
+        for m in log_of(first, "xmove-counts-changelog")
+    ]
+    assert (1, b"2", ("clicks", 1, 0)) in moved
+    assert (0, None, ("clicks", 1, 0)) in moved
+
+    again, _, recovered = two_partitions(first.conf.broker_url)
+    async with running(again):
+        await wait_for(lambda: again.tables.recovered.is_set())
+        await wait_for(lambda: recovered["a"] == 2)
+        await asyncio.sleep(0.2)
+        assert recovered["a"] == 2
+        assert len(recovered) == 1
