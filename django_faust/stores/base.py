@@ -225,13 +225,19 @@ class Store(abc.ABC):
         """Record that ``partition``'s data reflects the changelog up to ``offset``."""
 
     def checkpoint(
-        self, partition: int, changes: Mapping[Any, Any], offset: int
+        self,
+        partition: int,
+        changes: Mapping[Any, Any],
+        offset: int,
+        encoded: Mapping[Any, tuple[bytes | None, bytes | None]] | None = None,
     ) -> None:
         """Make ``changes`` and ``offset`` durable together (after a commit).
 
         ``changes`` maps keys to the values the committed events left them
         with (None: deleted); they are in the changelog up to ``offset``,
-        which becomes the persisted offset. Writes made since (by events
+        which becomes the persisted offset. ``encoded`` may give each key's
+        changelog bytes ``(key, value)``, which a disk-backed store writes
+        as they are. Writes made since (by events
         whose offsets are not committed) stay out of the durable state, so
         that after a crash the store holds the effect of committed events
         only. A store whose data does not outlive the process only notes

@@ -448,19 +448,26 @@ class RocksDBStore(Store):
         part.offset_dirty = True
 
     def checkpoint(
-        self, partition: int, changes: Mapping[Any, Any], offset: int
+        self,
+        partition: int,
+        changes: Mapping[Any, Any],
+        offset: int,
+        encoded: Mapping[Any, tuple[bytes | None, bytes | None]] | None = None,
     ) -> None:
         part = self._partitions.get(partition) or self._open(partition)
         batch = self._rocksdict.WriteBatch(raw_mode=True)
         put, delete = batch.put, batch.delete
         encode_key, encode_value = self.encode_key, self.encode_value
         dirty = part.dirty
+        raw = encoded or {}
         for key, value in changes.items():
-            stored_key = _DATA + encode_key(key)  # type: ignore[operator]
+            # The changelog's bytes, when given: encoded once, not twice.
+            raw_key, raw_value = raw.get(key) or (None, None)
+            stored_key = _DATA + (raw_key or encode_key(key))  # type: ignore[operator]
             if value is None:
                 delete(stored_key)
             else:
-                put(stored_key, encode_value(value))  # type: ignore[arg-type]
+                put(stored_key, raw_value or encode_value(value))  # type: ignore[arg-type]
             entry = dirty.get(key)
             # Written now, unless changed again since (by an event whose
             # offset is not committed): that write stays dirty.

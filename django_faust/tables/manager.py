@@ -163,9 +163,11 @@ class TableManager(Service, Mapping[str, Table]):
         await self.app.producer.flush()
         for table, changes in sent:
             out = delivered[table]
-            for partition, key, value, source, fut in changes:
+            for partition, key, value, source, fut, raw_key, raw_value in changes:
                 metadata = await fut  # a failed send fails the commit
-                out.append((partition, metadata.offset, key, value, source))
+                out.append(
+                    (partition, metadata.offset, key, value, source, raw_key, raw_value)
+                )
 
     def checkpoint(self, offsets: Mapping[TP, int]) -> None:
         """Offsets were committed: persist the table changes they cover.

@@ -58,10 +58,23 @@ if TYPE_CHECKING:
     from ..types import RecordMetadata
 
     #: What `Table.send_changelog` sent: ``(partition, key, value or
-    #: DELETED, source, future of the delivery)``.
-    SentChange = tuple[int, Any, Any, "Source | None", asyncio.Future[RecordMetadata]]
+    #: DELETED, source, future of the delivery, key bytes, value bytes)``.
+    SentChange = tuple[
+        int,
+        Any,
+        Any,
+        "Source | None",
+        asyncio.Future[RecordMetadata],
+        bytes | None,
+        bytes | None,
+    ]
 
 __all__ = ["GlobalTable", "SetGlobalTable", "SetTable", "Table"]
+
+
+#: A change in the changelog not yet checkpointed: ``(changelog offset, key,
+#: value or DELETED, source, key bytes, value bytes)``.
+_Delivered = tuple[int, Any, Any, "Source | None", bytes | None, bytes | None]
 
 
 def _first(entry: tuple[Any, ...]) -> Any:
@@ -197,7 +210,7 @@ class Table(MutableMapping[Any, Any]):
         #: yet, so not yet checkpointed to the store: partition ->
         #: [(changelog offset, key, value or DELETED, source)], in offset
         #: order (see `checkpoint`).
-        self._unpersisted: dict[int, list[tuple[int, Any, Any, Source | None]]] = {}
+        self._unpersisted: dict[int, list[_Delivered]] = {}
         #: The highest changelog offset delivered per partition.
         self._delivered: dict[int, int] = {}
         #: Keys to check for a second copy: key -> the partition whose copy
@@ -384,7 +397,10 @@ class Table(MutableMapping[Any, Any]):
             sources = self._sources[partition]
             previous = sources.get(key)
             if previous is not None and previous is not message:
-                self._note_prior(partition, key, pending[key], previous)
+                priors = self._priors.get(partition)
+                if priors is None:
+                    priors = self._priors[partition] = {}
+                priors[key] = (pending[key], previous)
         pending[key] = value
         sources[key] = message
         moved = self._moved.get(partition)
@@ -611,28 +627,25 @@ class Table(MutableMapping[Any, Any]):
                 else:
                     source = (message.topic, message.partition, message.offset)
                     headers = [*writer, source_header(message)]
+                raw_key = encode_key(key)
+                raw_value = None if value is DELETED else encode_value(value)
                 fut = producer.send_soon(
-                    name,
-                    encode_key(key),
-                    None if value is DELETED else encode_value(value),
-                    partition=partition,
-                    headers=headers,
+                    name, raw_key, raw_value, partition=partition, headers=headers
                 )
-                sent.append((partition, key, value, source, fut))
+                sent.append((partition, key, value, source, fut, raw_key, raw_value))
         return sent
 
-    def changelog_delivered(
-        self, delivered: Iterable[tuple[int, int, Any, Any, Source | None]]
-    ) -> None:
-        """These ``(partition, offset, key, value, source)`` are in the changelog.
+    def changelog_delivered(self, delivered: Iterable[tuple[Any, ...]]) -> None:
+        """These are in the changelog: ``(partition, offset, key, value,
+        source, key bytes, value bytes)``.
 
         They reach the store's durable state with `checkpoint`, once the
         offsets of the events that made them are committed.
         """
         unpersisted = self._unpersisted
         reached = self._delivered
-        for partition, offset, key, value, source in delivered:
-            unpersisted.setdefault(partition, []).append((offset, key, value, source))
+        for partition, offset, *change in delivered:
+            unpersisted.setdefault(partition, []).append((offset, *change))  # type: ignore[arg-type]
             if offset > reached.get(partition, -1):
                 reached[partition] = offset
 
@@ -653,15 +666,17 @@ class Table(MutableMapping[Any, Any]):
         for partition, entries in list(self._unpersisted.items()):
             entries.sort(key=_first)
             ready: dict[Any, Any] = {}
-            waiting: list[tuple[int, Any, Any, Source | None]] = []
+            encoded: dict[Any, tuple[bytes | None, bytes | None]] = {}
+            waiting: list[_Delivered] = []
             held: set[Any] = set()
             for entry in entries:
-                _, key, value, source = entry
+                _, key, value, source, raw_key, raw_value = entry
                 if key not in held and (
                     source is None
                     or committed.get(TP(source[0], source[1]), -1) > source[2]
                 ):
                     ready[key] = None if value is DELETED else value
+                    encoded[key] = (raw_key, raw_value)
                 else:
                     held.add(key)
                     waiting.append(entry)
@@ -672,7 +687,7 @@ class Table(MutableMapping[Any, Any]):
                 del self._unpersisted[partition]
                 offset = self._delivered[partition]
             if ready or not waiting:
-                store.checkpoint(partition, ready, offset)
+                store.checkpoint(partition, ready, offset, encoded)
 
     def unpersisted(self) -> int:
         """Changes in the changelog not yet checkpointed (waiting for commits)."""
