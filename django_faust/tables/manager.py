@@ -1,8 +1,13 @@
 """The TableManager: the app's tables, their changelogs, and recovery.
 
 - Before any source offset is committed, `flush` sends every table's
-  coalesced changes to its changelog, waits for the broker, and persists the
-  changelog offsets with the data (so a restart replays only what is new).
+  coalesced changes to its changelog (each record naming its source event)
+  and waits for the broker; after the commit, `checkpoint` has the stores
+  persist the changes the commit covers with their changelog offsets (so a
+  restart replays only what is new, and never an uncommitted event's change).
+- Recovery, standby copies and global tables apply a changelog record only
+  once the consumer group has committed its source event's offset: the
+  events a dead worker did not commit are processed again, and count once.
 - When partitions are assigned, `on_partitions_assigned` rebuilds the
   tables' partitions from their changelogs, from the offset each store has
   persisted, before the consumer hands the agents a single new event; it
@@ -38,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between recovery progress lines.
 PROGRESS_EVERY = 1.0
+#: Seconds between lookups of the group's committed offsets by followers
+#: (standby copies, global tables) holding records of uncommitted events.
+COMMITTED_REFRESH = 0.5
 
 
 class TableManager(Service, Mapping[str, Table]):
@@ -68,6 +76,8 @@ class TableManager(Service, Mapping[str, Table]):
         self._seen_committed: dict[TP, int] = {}
         #: Followed changelog records waiting for their sources' commits.
         self._held: dict[TP, list[Any]] = {}
+        #: When the followers last looked the committed offsets up.
+        self._refreshed = 0.0
         #: Changelog records recovery skipped: their events were not committed.
         self.skipped_uncommitted = 0
         super().__init__()
@@ -453,7 +463,9 @@ class TableManager(Service, Mapping[str, Table]):
         """
         held = self._held
         fetched = _by_partition(await reader.getmany(timeout=timeout))
-        if held:
+        now = time.monotonic()
+        if held and now - self._refreshed >= COMMITTED_REFRESH:
+            self._refreshed = now
             await self._refresh_committed(_sources_of(held))
         applied = 0
         for tp in set(fetched) | set(held):

@@ -18,8 +18,12 @@ found in two served partitions is kept once (`Table.resolve_duplicates`).
 Changelog writes are coalesced per key between commits (only the last value
 of a key is sent) and flushed before the source offsets that produced them
 are committed: a restart never loses a change, and at most replays the
-events processed since the last commit. The tombstones of moves are sent
-once the values they moved with are in the changelog.
+events processed since the last commit. Each record names its source event
+(`SOURCE_HEADER`), so that recovery can leave out the records of events
+that were never committed and are processed again: tables count every
+event once, even across a SIGKILL (see docs/tables.rst, "Exact tables").
+The tombstones of moves are sent once the values they moved with are in
+the changelog.
 """
 
 from __future__ import annotations
