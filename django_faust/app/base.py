@@ -27,6 +27,7 @@ from typing import (
     Awaitable,
     Callable,
     Iterable,
+    Mapping,
     Sequence,
     overload,
 )
@@ -339,7 +340,9 @@ class App(Service):
         except Exception as exc:
             logger.warning("Could not publish the group's assignment: %r", exc)
 
-    def _after_commit(self, offsets: Any) -> None:
+    def _after_commit(self, offsets: Mapping[TP, int]) -> None:
+        """Offsets were committed: tables persist what they cover."""
+        self.tables.checkpoint(offsets)
         started = self._commit_started_at
         seconds = time.monotonic() - started if started is not None else 0.0
         self.sensors.on_commit(offsets, seconds)
@@ -352,7 +355,8 @@ class App(Service):
         still in the producer's buffer.
         """
         self._commit_started_at = time.monotonic()
-        await self.tables.flush()
+        consumer = self._consumer
+        await self.tables.flush(consumer.committing if consumer is not None else None)
         producer = self._producer
         if producer is not None and producer.started:
             await producer.flush()

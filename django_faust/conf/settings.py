@@ -240,9 +240,13 @@ class Settings:
         default="at_least_once",
         choices=("at_least_once",),
         help="'at_least_once': nothing is committed before it is processed, "
-        "and a message may be processed again after a crash. "
-        "'exactly_once' (Kafka transactions) is not implemented yet and is "
-        "refused rather than silently downgraded.",
+        "and a message may be processed again after a crash; tables still "
+        "count it once (their changelog records name their source event, "
+        "and recovery skips those whose offsets were never committed: see "
+        '"Exact tables" in docs/tables.rst), but what agents send to '
+        "other topics may be sent twice. 'exactly_once' (Kafka "
+        "transactions) is not implemented yet and is refused rather than "
+        "silently downgraded.",
     )
 
     poison_policy: Setting[str] = Setting(

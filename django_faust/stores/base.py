@@ -258,10 +258,40 @@ class Store(abc.ABC):
     def set_persisted_offset(self, partition: int, offset: int) -> None:
         """Record that ``partition``'s data reflects the changelog up to ``offset``."""
 
+    def checkpoint(
+        self,
+        partition: int,
+        changes: Mapping[Any, Any],
+        offset: int,
+        encoded: Mapping[Any, tuple[bytes | None, bytes | None]] | None = None,
+    ) -> None:
+        """Make ``changes`` and ``offset`` durable together (after a commit).
+
+        ``changes`` maps keys to the values the committed events left them
+        with (None: deleted); they are in the changelog up to ``offset``,
+        which becomes the persisted offset. ``encoded`` may give each key's
+        changelog bytes ``(key, value)``, which a disk-backed store writes
+        as they are. Writes made since (by events
+        whose offsets are not committed) stay out of the durable state, so
+        that after a crash the store holds the effect of committed events
+        only. A store whose data does not outlive the process only notes
+        the offset (its data is rebuilt from the changelog at a start).
+        """
+        self.set_persisted_offset(partition, offset)
+
+    def rollback(self, partition: int | None = None) -> None:  # noqa: B027
+        """Forget the writes not yet checkpointed (of one or every partition).
+
+        The worker calls it before it closes a store or gives a partition
+        away: those writes belong to events whose offsets are not
+        committed, which are processed again. A store without a durable
+        state has nothing to forget.
+        """
+
     # -- lifecycle ---------------------------------------------------------------
 
     def flush(self) -> None:  # noqa: B027 - optional hook, a no-op by default
-        """Make buffered writes durable; called before offsets are committed."""
+        """Make buffered writes durable (tables use `checkpoint` instead)."""
 
     @abc.abstractmethod
     def drop_partition(self, partition: int) -> None:

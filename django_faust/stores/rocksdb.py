@@ -23,11 +23,16 @@ log without an fsync each: a process crash loses nothing written, and a power
 loss can only lose a suffix of batches, which recovery replays from the
 changelog, because the offset is lost with them.
 
-Speed. ``set`` and ``delete`` only record the change in a per-partition
-*dirty map* (reads consult it first); the map is written as one batch by
-`RocksDBStore.flush` (the worker calls it before committing offsets) or when
-it holds `RocksDBStore.max_dirty` entries. So RocksDB never works per event,
-and the memory used is bounded whatever the size of the table.
+Speed and exactness. ``set`` and ``delete`` only record the change in a
+per-partition *dirty map* (reads consult it first), so RocksDB never works
+per event. After each offset commit the table hands the store the values
+its committed events left (`RocksDBStore.checkpoint`), written as one batch
+with the changelog offset they reach; writes of events whose offsets are not
+committed stay in the dirty map. So after a SIGKILL the database holds the
+effect of committed events only, and the events processed again after the
+restart are counted once. The dirty map holds the keys changed within about
+one commit interval; `RocksDBStore.max_dirty` can bound it instead, at the
+cost of that exactness (a full map is written as it is).
 """
 
 from __future__ import annotations
@@ -123,8 +128,10 @@ class RocksDBStore(Store):
 
     persistent = True
 
-    #: Entries a partition's dirty map holds before it is written.
-    max_dirty: int = 10_000
+    #: Entries a partition's dirty map may hold before it is written as it
+    #: is, uncommitted writes included (None: no bound; tables stay exact
+    #: after a crash only without one).
+    max_dirty: int | None = None
     #: Memtable size of each partition database (64 MiB like RocksDB's
     #: default, capped process-wide by a shared write buffer manager).
     write_buffer_size: int = 64 << 20
@@ -238,7 +245,7 @@ class RocksDBStore(Store):
         # The table encodes its changelog record at the same flush, so disk
         # and changelog hold the same bytes.
         part.dirty[key] = (None, _UNENCODED, value)
-        if len(part.dirty) >= self.max_dirty:
+        if self.max_dirty is not None and len(part.dirty) >= self.max_dirty:
             self._write(part)
 
     def delete(self, partition: int, key: Any) -> None:
@@ -253,7 +260,7 @@ class RocksDBStore(Store):
         if not present or stored_key is None:
             raise KeyError(key)
         part.dirty[key] = (stored_key, None, MISSING)
-        if len(part.dirty) >= self.max_dirty:
+        if self.max_dirty is not None and len(part.dirty) >= self.max_dirty:
             self._write(part)
 
     def contains(self, partition: int, key: Any) -> bool:
@@ -271,18 +278,32 @@ class RocksDBStore(Store):
         return part.db.get(stored_key) is not None
 
     def items(self, partition: int | None = None) -> Iterator[tuple[Any, Any]]:
-        # Pending writes are written first (now, not at the first next()),
-        # so that iterating RocksDB alone gives the store's current content.
+        # The dirty maps are copied now (not at the first next()) and laid
+        # over what RocksDB holds: iterating never writes (uncommitted
+        # writes must stay out of the database, see the module doc).
         numbers = [partition] if partition is not None else sorted(self._partitions)
-        for number in numbers:
-            self._write(self._open(number))
-        return self._iter_items(numbers)
+        overlays = [(number, self._overlay(self._open(number))) for number in numbers]
+        return self._iter_items(overlays)
 
-    def _iter_items(self, numbers: list[int]) -> Iterator[tuple[Any, Any]]:
+    def _overlay(self, part: _Partition) -> dict[bytes, tuple[Any, bool, Any]]:
+        """``part``'s dirty map by stored key: (key, present, value)."""
+        encode_key = self.encode_key
+        return {
+            stored_key or _DATA + encode_key(key): (key, encoded is not None, value)  # type: ignore[operator]
+            for key, (stored_key, encoded, value) in part.dirty.items()
+        }
+
+    def _iter_items(
+        self, overlays: list[tuple[int, dict[bytes, tuple[Any, bool, Any]]]]
+    ) -> Iterator[tuple[Any, Any]]:
         decode_key, decode_value = self.decode_key, self.decode_value
-        for number in numbers:
+        for number, overlay in overlays:
             for stored_key, raw in self._iter_raw(number):
-                yield decode_key(stored_key[1:]), decode_value(raw)
+                if stored_key not in overlay:
+                    yield decode_key(stored_key[1:]), decode_value(raw)
+            for key, present, value in overlay.values():
+                if present:
+                    yield key, value
 
     def _iter_raw(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         """Stored pairs of ``partition``, read a chunk at a time.
@@ -347,10 +368,11 @@ class RocksDBStore(Store):
         total = 0
         for number in numbers:
             part = self._open(number)
-            self._write(part)
             read_options = self._rocksdict.ReadOptions()
             read_options.set_iterate_upper_bound(_DATA_END)
             total += sum(1 for _ in part.db.keys(from_key=_DATA, read_opt=read_options))
+            for stored_key, (_, present, _) in self._overlay(part).items():
+                total += present - (part.db.get(stored_key) is not None)
         return total
 
     def partitions(self) -> builtins.set[int]:
@@ -382,8 +404,13 @@ class RocksDBStore(Store):
         self, partition: int, records: Sequence[ChangelogRecord], last_offset: int
     ) -> None:
         part = self._partitions.get(partition) or self._open(partition)
-        # Local writes not yet written go first, so the changelog wins.
-        self._write(part)
+        dirty = part.dirty
+        if dirty:
+            # The changelog wins over local writes not yet checkpointed.
+            decode_key = self.decode_key
+            for key, _ in records:
+                if key is not None:
+                    dirty.pop(decode_key(key), None)
         batch = self._rocksdict.WriteBatch(raw_mode=True)
         put, delete = batch.put, batch.delete
         for key, value in records:
@@ -455,6 +482,49 @@ class RocksDBStore(Store):
         # Written with the next batch, so it never gets ahead of the data.
         part.offset = offset
         part.offset_dirty = True
+
+    def checkpoint(
+        self,
+        partition: int,
+        changes: Mapping[Any, Any],
+        offset: int,
+        encoded: Mapping[Any, tuple[bytes | None, bytes | None]] | None = None,
+    ) -> None:
+        part = self._partitions.get(partition) or self._open(partition)
+        batch = self._rocksdict.WriteBatch(raw_mode=True)
+        put, delete = batch.put, batch.delete
+        encode_key, encode_value = self.encode_key, self.encode_value
+        dirty = part.dirty
+        raw = encoded or {}
+        for key, value in changes.items():
+            # The changelog's bytes, when given: encoded once, not twice.
+            raw_key, raw_value = raw.get(key) or (None, None)
+            stored_key = _DATA + (raw_key or encode_key(key))  # type: ignore[operator]
+            if value is None:
+                delete(stored_key)
+            else:
+                put(stored_key, raw_value or encode_value(value))  # type: ignore[arg-type]
+            entry = dirty.get(key)
+            # Written now, unless changed again since (by an event whose
+            # offset is not committed): that write stays dirty.
+            if entry is not None and (
+                entry[1] is None if value is None else entry[2] is value
+            ):
+                del dirty[key]
+        put(_OFFSET_KEY, str(offset).encode("ascii"))
+        part.db.write(batch, self._write_options)
+        part.offset = offset
+        part.offset_dirty = False
+
+    def rollback(self, partition: int | None = None) -> None:
+        numbers = [partition] if partition is not None else list(self._partitions)
+        for number in numbers:
+            part = self._partitions.get(number)
+            if part is not None:
+                part.dirty.clear()
+                part.offset_dirty = False
+                raw = part.db.get(_OFFSET_KEY)
+                part.offset = int(raw) if raw is not None else None
 
     # -- lifecycle ---------------------------------------------------------------
 

@@ -1,8 +1,13 @@
 """The TableManager: the app's tables, their changelogs, and recovery.
 
 - Before any source offset is committed, `flush` sends every table's
-  coalesced changes to its changelog, waits for the broker, and persists the
-  changelog offsets with the data (so a restart replays only what is new).
+  coalesced changes to its changelog (each record naming its source event)
+  and waits for the broker; after the commit, `checkpoint` has the stores
+  persist the changes the commit covers with their changelog offsets (so a
+  restart replays only what is new, and never an uncommitted event's change).
+- Recovery, standby copies and global tables apply a changelog record only
+  once the consumer group has committed its source event's offset: the
+  events a dead worker did not commit are processed again, and count once.
 - When partitions are assigned, `on_partitions_assigned` rebuilds the
   tables' partitions from their changelogs, from the offset each store has
   persisted, before the consumer hands the agents a single new event; it
@@ -27,7 +32,7 @@ from mode import Service
 
 from ..exceptions import ImproperlyConfigured
 from ..types import TP
-from .table import Table
+from .table import Table, source_of
 
 if TYPE_CHECKING:
     from ..app.base import App
@@ -38,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between recovery progress lines.
 PROGRESS_EVERY = 1.0
+#: Seconds between lookups of the group's committed offsets by followers
+#: (standby copies, global tables) holding records of uncommitted events.
+COMMITTED_REFRESH = 0.5
 
 
 class TableManager(Service, Mapping[str, Table]):
@@ -62,6 +70,16 @@ class TableManager(Service, Mapping[str, Table]):
         self._standby_follower: asyncio.Future[None] | None = None
         #: Changelog records applied to standby copies (for tests and stats).
         self.standby_applied = 0
+        #: Source offsets this worker committed (see `checkpoint`).
+        self._committed: dict[TP, int] = {}
+        #: Committed source offsets as last looked up by the followers.
+        self._seen_committed: dict[TP, int] = {}
+        #: Followed changelog records waiting for their sources' commits.
+        self._held: dict[TP, list[Any]] = {}
+        #: When the followers last looked the committed offsets up.
+        self._refreshed = 0.0
+        #: Changelog records recovery skipped: their events were not committed.
+        self.skipped_uncommitted = 0
         super().__init__()
 
     # -- registry -------------------------------------------------------------
@@ -117,39 +135,103 @@ class TableManager(Service, Mapping[str, Table]):
 
     # -- changelog ------------------------------------------------------------
 
-    async def flush(self) -> None:
-        """Send pending changes, wait for the broker, persist their offsets.
+    async def flush(self, committing: Mapping[TP, int] | None = None) -> None:
+        """Send pending changes and wait for the broker (before a commit).
+
+        ``committing`` are the offsets the commit that follows will commit
+        (see `Table.send_changelog`).
 
         The tombstones of keys that moved between partitions go second, once
         the values they moved with are in the changelog: a crash in between
         leaves a key in two partitions (resolved at recovery), never in none.
+        The stores persist the changes only after the commit (`checkpoint`).
         """
         async with self._flush_lock:
             tables = list(self._tables.values())
-            offsets: dict[Table, dict[int, int]] = {t: {} for t in tables}
-            sent = [(t, t.send_changelog()) for t in tables]
-            if any(futures for _, futures in sent):
-                await self._delivered(sent, offsets)
+            delivered: dict[Table, list[Any]] = {t: [] for t in tables}
+            committed = {**self._committed, **(committing or {})}
+            sent = [(t, t.send_changelog(committed)) for t in tables]
+            if any(changes for _, changes in sent):
+                await self._delivered(sent, delivered)
             moves = [(t, t.send_moves()) for t in tables]
-            if any(futures for _, futures in moves):
-                await self._delivered(moves, offsets)
-            for table, reached in offsets.items():
-                if reached:
-                    table.changelog_delivered(reached)
+            if any(changes for _, changes in moves):
+                await self._delivered(moves, delivered)
+            for table, records in delivered.items():
+                if records:
+                    table.changelog_delivered(records)
 
     async def _delivered(
         self,
-        sent: list[tuple[Table, list[tuple[int, asyncio.Future[Any]]]]],
-        offsets: dict[Table, dict[int, int]],
+        sent: list[tuple[Table, list[Any]]],
+        delivered: dict[Table, list[Any]],
     ) -> None:
-        """Wait for ``sent``; note the highest offset reached per partition."""
+        """Wait for ``sent``; note each change with its changelog offset."""
         await self.app.producer.flush()
-        for table, futures in sent:
-            reached = offsets[table]
-            for partition, fut in futures:
+        for table, changes in sent:
+            out = delivered[table]
+            for partition, key, value, source, fut, raw_key, raw_value in changes:
                 metadata = await fut  # a failed send fails the commit
-                if metadata.offset > reached.get(partition, -1):
-                    reached[partition] = metadata.offset
+                out.append(
+                    (partition, metadata.offset, key, value, source, raw_key, raw_value)
+                )
+
+    def checkpoint(self, offsets: Mapping[TP, int]) -> None:
+        """Offsets were committed: persist the table changes they cover.
+
+        Called after every commit. A store's durable state (RocksDB) then
+        holds the effect of committed events only, so that a worker killed
+        at any moment comes back with tables that match its committed
+        offsets exactly: the events it replays are counted once.
+        """
+        committed = self._committed
+        committed.update(offsets)
+        for table in self._tables.values():
+            if table._unpersisted:
+                table.checkpoint(committed)
+
+    async def _group_committed(self, tp: TP) -> int | None:
+        """The consumer group's committed offset of a source partition."""
+        consumer = self.app.consumer
+        while True:
+            try:
+                return await consumer.committed(tp)
+            except RuntimeError:
+                # Not started yet: the global tables' follower may start
+                # before the consumer does.
+                if self.should_stop:
+                    raise
+                await asyncio.sleep(0.1)
+
+    async def _refresh_committed(self, tps: Iterable[TP]) -> None:
+        for tp in set(tps):
+            offset = await self._group_committed(tp)
+            if offset is not None:
+                self._seen_committed[tp] = offset
+
+    async def _committed_only(
+        self, records: list[Any], known: dict[TP, int | None]
+    ) -> list[Any]:
+        """``records`` whose source offsets are committed (recovery).
+
+        A record whose event's offset is not committed was written by a
+        worker that died (or lost the partition) before its commit: the
+        event is processed again, so applying the record would count it
+        twice. ``known`` caches the committed offsets looked up.
+        """
+        kept = []
+        for record in records:
+            source = source_of(record)
+            if source is not None:
+                tp = TP(source[0], source[1])
+                if tp in known:
+                    offset = known[tp]
+                else:
+                    offset = known[tp] = await self._group_committed(tp)
+                if offset is None or source[2] >= offset:
+                    self.skipped_uncommitted += 1
+                    continue
+            kept.append(record)
+        return kept
 
     # -- rebalancing ----------------------------------------------------------
 
@@ -193,6 +275,8 @@ class TableManager(Service, Mapping[str, Table]):
                 tp.partition for tp, t in copies.items() if t is table
             }
             for partition in table.store.partitions() - keep:
+                table.forget_partition(partition)
+                table.store.rollback(partition)
                 table.store.drop_partition(partition)
         # Progress shown for partitions assigned away would never change.
         for name, partition in list(self.recovery):
@@ -216,6 +300,12 @@ class TableManager(Service, Mapping[str, Table]):
         if follower is not None and not follower.done():
             follower.cancel()
             await asyncio.gather(follower, return_exceptions=True)
+        # The next follower reads again from what the stores persisted.
+        tables = self._by_changelog()
+        for tp in list(self._held):
+            table = tables.get(tp.topic)
+            if table is None or not table.is_global:
+                del self._held[tp]
 
     async def _follow_standbys(self, copies: Mapping[TP, Table]) -> None:
         """Keep standby table partitions in step with their changelogs."""
@@ -224,7 +314,7 @@ class TableManager(Service, Mapping[str, Table]):
         logger.info("Following %d standby table partition(s).", len(copies))
         try:
             while not self.should_stop:
-                self.standby_applied += await _apply_next(reader, copies, 1.0)
+                self.standby_applied += await self._apply_next(reader, copies, 1.0)
         finally:
             await reader.stop()
 
@@ -270,6 +360,8 @@ class TableManager(Service, Mapping[str, Table]):
     async def _replay(
         self, reader: Any, wanted: Mapping[TP, Table], offsets: Mapping[TP, int]
     ) -> int:
+        """Read ``wanted`` to their ends; records of uncommitted events skipped."""
+        known: dict[TP, int | None] = {}
         left = set(wanted)
         total = 0
         last_report = time.monotonic()
@@ -286,7 +378,11 @@ class TableManager(Service, Mapping[str, Table]):
                 table = wanted.get(tp)
                 if table is None:
                     continue
-                table.apply_changelog(tp.partition, records, table.recovery_buffer_size)
+                last = records[-1].offset
+                records = await self._committed_only(records, known)
+                table.apply_changelog(
+                    tp.partition, records, table.recovery_buffer_size, last
+                )
                 if table.on_changelog_event is not None:
                     for record in records:
                         result = table.on_changelog_event(record)
@@ -344,11 +440,56 @@ class TableManager(Service, Mapping[str, Table]):
                 table.resolve_duplicates()
             self._global_ready.set()
             while not self.should_stop:
-                if await _apply_next(reader, wanted, 1.0):
+                if await self._apply_next(reader, wanted, 1.0):
                     for table in tables:
                         table.resolve_duplicates()
         finally:
             await reader.stop()
+
+    async def _apply_next(
+        self, reader: Any, following: Mapping[TP, Table], timeout: float
+    ) -> int:
+        """Apply the next fetch of a followed changelog (standbys, global tables).
+
+        A record whose event's offset is not committed yet waits, and the
+        later records of its partition with it (order matters), until the
+        group's committed offset passes it: a copy never holds the effect
+        of an event that may be processed again. Writes
+        ``standby_buffer_size`` records at a time; returns how many.
+        """
+        held = self._held
+        fetched = _by_partition(await reader.getmany(timeout=timeout))
+        now = time.monotonic()
+        if held and now - self._refreshed >= COMMITTED_REFRESH:
+            self._refreshed = now
+            await self._refresh_committed(_sources_of(held))
+        applied = 0
+        for tp in set(fetched) | set(held):
+            table = following.get(tp)
+            if table is None:
+                continue
+            records = held.pop(tp, []) + fetched.get(tp, [])
+            ready = self._ready_prefix(records)
+            if ready < len(records):
+                held[tp] = records[ready:]
+            if ready:
+                table.apply_changelog(
+                    tp.partition, records[:ready], table.standby_buffer_size
+                )
+                applied += ready
+        return applied
+
+    def _ready_prefix(self, records: list[Any]) -> int:
+        """How many of ``records`` (from the first) have committed sources."""
+        committed = self._seen_committed
+        for index, record in enumerate(records):
+            source = source_of(record)
+            if (
+                source is not None
+                and committed.get(TP(source[0], source[1]), -1) <= source[2]
+            ):
+                return index
+        return len(records)
 
     async def _wait_global_tables(self) -> None:
         """Wait until the global tables have caught up with their changelogs.
@@ -458,20 +599,14 @@ def _by_partition(messages: Iterable[Any]) -> dict[TP, list[Any]]:
     return by_tp
 
 
-async def _apply_next(
-    reader: Any, following: Mapping[TP, Table], timeout: float
-) -> int:
-    """Apply the next fetch of a followed changelog (standbys, global tables).
-
-    Writes ``standby_buffer_size`` records at a time; returns how many.
-    """
-    applied = 0
-    for tp, records in _by_partition(await reader.getmany(timeout=timeout)).items():
-        table = following.get(tp)
-        if table is not None:
-            table.apply_changelog(tp.partition, records, table.standby_buffer_size)
-            applied += len(records)
-    return applied
+def _sources_of(held: Mapping[TP, list[Any]]) -> set[TP]:
+    """The source partitions the first waiting record of each partition names."""
+    tps = set()
+    for records in held.values():
+        source = source_of(records[0])
+        if source is not None:
+            tps.add(TP(source[0], source[1]))
+    return tps
 
 
 def _caller_module() -> str:

@@ -18,8 +18,12 @@ found in two served partitions is kept once (`Table.resolve_duplicates`).
 Changelog writes are coalesced per key between commits (only the last value
 of a key is sent) and flushed before the source offsets that produced them
 are committed: a restart never loses a change, and at most replays the
-events processed since the last commit. The tombstones of moves are sent
-once the values they moved with are in the changelog.
+events processed since the last commit. Each record names its source event
+(`SOURCE_HEADER`), so that recovery can leave out the records of events
+that were never committed and are processed again: tables count every
+event once, even across a SIGKILL (see docs/tables.rst, "Exact tables").
+The tombstones of moves are sent once the values they moved with are in
+the changelog.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import (
     Callable,
     Iterable,
     Iterator,
+    Mapping,
     MutableMapping,
     Sequence,
 )
@@ -40,6 +45,7 @@ from typing import (
 from ..exceptions import ImproperlyConfigured, TableWriteError
 from ..stores import Store, by_url
 from ..streams import current_message, current_stream
+from ..types import TP
 from ..windows import (
     HoppingWindow,
     Seconds,
@@ -55,7 +61,29 @@ if TYPE_CHECKING:
     from ..topics import Topic
     from ..types import RecordMetadata
 
+    #: What `Table.send_changelog` sent: ``(partition, key, value or
+    #: DELETED, source, future of the delivery, key bytes, value bytes)``.
+    SentChange = tuple[
+        int,
+        Any,
+        Any,
+        "Source | None",
+        asyncio.Future[RecordMetadata],
+        bytes | None,
+        bytes | None,
+    ]
+
 __all__ = ["GlobalTable", "Listener", "SetGlobalTable", "SetTable", "Table"]
+
+
+#: A change in the changelog not yet checkpointed: ``(changelog offset, key,
+#: value or DELETED, source, key bytes, value bytes)``.
+_Delivered = tuple[int, Any, Any, "Source | None", bytes | None, bytes | None]
+
+
+def _first(entry: tuple[Any, ...]) -> Any:
+    return entry[0]
+
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +95,34 @@ _ABSENT = object()
 Listener = Callable[["Table", Any, Any], None]
 #: The changelog header naming the process that wrote a global table record.
 WRITER_HEADER = "django-faust-writer"
+#: The changelog header naming the source event of a record:
+#: ``b"<partition>:<offset>:<topic>"`` (see `source_of`).
+SOURCE_HEADER = "django-faust-source"
+
+#: A changelog record's source event: ``(topic, partition, offset)``.
+Source = tuple[str, int, int]
+
+
+def source_header(message: Any) -> tuple[str, bytes]:
+    """The `SOURCE_HEADER` of a change made while processing ``message``."""
+    return (
+        SOURCE_HEADER,
+        f"{message.partition}:{message.offset}:{message.topic}".encode(),
+    )
+
+
+def source_of(record: Any) -> Source | None:
+    """The source event named by a changelog record's header, or None.
+
+    None for records written outside an event (window expiry, duplicates
+    resolved after a recovery) and by versions that wrote no such header:
+    those always count as committed.
+    """
+    for name, raw in record.headers or ():
+        if name == SOURCE_HEADER:
+            partition, offset, topic = raw.decode().split(":", 2)
+            return topic, int(partition), int(offset)
+    return None
 
 
 class Table(MutableMapping[Any, Any]):
@@ -144,9 +200,25 @@ class Table(MutableMapping[Any, Any]):
         self._active_order: tuple[int, ...] | None = None
         #: Changes since the last flush: partition -> key -> value (or DELETED).
         self._pending: dict[int, dict[Any, Any]] = {}
+        #: The event (message) that made each pending change, for the
+        #: changelog's `SOURCE_HEADER`: partition -> key -> message.
+        self._sources: dict[int, dict[Any, Any]] = {}
+        #: The value a pending key had before the event that changed it
+        #: last, with that earlier event: partition -> key -> (value,
+        #: message). Sent before the latest value when the commit covers
+        #: the earlier event only (see `send_changelog`).
+        self._priors: dict[int, dict[Any, tuple[Any, Any]]] = {}
         #: Tombstones of keys moved to another partition since the last
-        #: flush (sent after `_pending`): partition -> key -> DELETED.
+        #: flush (sent after `_pending`): partition -> key -> the message
+        #: of the event that moved it (None: moved by housekeeping).
         self._moved: dict[int, dict[Any, Any]] = {}
+        #: Changes in the changelog whose source offsets are not committed
+        #: yet, so not yet checkpointed to the store: partition ->
+        #: [(changelog offset, key, value or DELETED, source)], in offset
+        #: order (see `checkpoint`).
+        self._unpersisted: dict[int, list[_Delivered]] = {}
+        #: The highest changelog offset delivered per partition.
+        self._delivered: dict[int, int] = {}
         #: Keys to check for a second copy: key -> the partition whose copy
         #: is kept (see `resolve_duplicates`).
         self._duplicates: dict[Any, int] = {}
@@ -220,8 +292,14 @@ class Table(MutableMapping[Any, Any]):
         return self._store
 
     def close(self) -> None:
-        """Close the store, if it was opened (a table never used opens none)."""
+        """Close the store, if it was opened (a table never used opens none).
+
+        What was not checkpointed belongs to events whose offsets are not
+        committed: it is rolled back, and those events are processed again
+        after a start.
+        """
         if self._store is not None:
+            self._store.rollback()
             self._store.close()
 
     # -- which partition --------------------------------------------------------
@@ -257,6 +335,12 @@ class Table(MutableMapping[Any, Any]):
         Raises `TableWriteError` outside a stream event, or in an agent
         with ``concurrency`` above 1.
         """
+        partition: int = self._writing_message().partition
+        return partition
+
+    def _writing_message(self) -> Any:
+        """The message of the event a change made now belongs to (see
+        `write_partition`)."""
         stream = current_stream()
         message = None if stream is None else stream.current_message
         if stream is None or message is None:
@@ -271,8 +355,7 @@ class Table(MutableMapping[Any, Any]):
                 f"concurrency={stream.concurrency}: events would be applied out "
                 "of order. Use concurrency=1 for agents that write tables."
             )
-        partition: int = message.partition
-        return partition
+        return message
 
     def locate(self, key: Any) -> int | None:
         """The partition this worker serves ``key`` from, or None.
@@ -319,24 +402,42 @@ class Table(MutableMapping[Any, Any]):
         return self.default()
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        partition = self.write_partition()
+        message = self._writing_message()
+        partition: int = message.partition
         store = self.store
         if not store.contains(partition, key):
             # New here: if it lives in another partition, it moves.
-            self._move_out(key, partition)
+            self._move_out(key, partition, message)
         store.set(partition, key, value)
         pending = self._pending.get(partition)
         if pending is None:
             pending = self._pending[partition] = {}
+            sources = self._sources[partition] = {}
+        else:
+            sources = self._sources[partition]
+            previous = sources.get(key)
+            if previous is not None and previous is not message:
+                priors = self._priors.get(partition)
+                if priors is None:
+                    priors = self._priors[partition] = {}
+                priors[key] = (pending[key], previous)
         pending[key] = value
+        sources[key] = message
         moved = self._moved.get(partition)
         if moved:
             moved.pop(key, None)
         if self._listeners:
             self._notify(key, value)
 
+    def _note_prior(self, partition: int, key: Any, value: Any, message: Any) -> None:
+        priors = self._priors.get(partition)
+        if priors is None:
+            priors = self._priors[partition] = {}
+        priors[key] = (value, message)
+
     def __delitem__(self, key: Any) -> None:
-        partition = self.write_partition()
+        message = self._writing_message()
+        partition: int = message.partition
         store = self.store
         if not store.contains(partition, key):
             other = store.find_partition(key, self._active_order, exclude=partition)
@@ -345,14 +446,20 @@ class Table(MutableMapping[Any, Any]):
             self._warn_not_copartitioned(key, other, partition)
             partition = other
         store.delete(partition, key)
-        self._pending.setdefault(partition, {})[key] = DELETED
+        pending = self._pending.setdefault(partition, {})
+        sources = self._sources.setdefault(partition, {})
+        previous = sources.get(key)
+        if previous is not None and previous is not message:
+            self._note_prior(partition, key, pending[key], previous)
+        pending[key] = DELETED
+        sources[key] = message
         moved = self._moved.get(partition)
         if moved:
             moved.pop(key, None)
         if self._listeners:
             self._notify(key, None)
 
-    def _move_out(self, key: Any, partition: int) -> None:
+    def _move_out(self, key: Any, partition: int, message: Any = None) -> None:
         """Delete ``key`` from any other partition it lives in, with a tombstone.
 
         A write goes to the event's partition, so that the changelog stays
@@ -371,9 +478,14 @@ class Table(MutableMapping[Any, Any]):
             self._warn_not_copartitioned(key, other, partition)
             store.delete(other, key)
             pending = self._pending.get(other)
-            if pending:
-                pending.pop(key, None)
-            self._moved.setdefault(other, {})[key] = DELETED
+            if pending and key in pending:
+                # Its pending value there may belong to a committed event:
+                # it is sent (if so) before the tombstone.
+                value = pending.pop(key)
+                source = self._sources[other].pop(key, None)
+                if source is not None:
+                    self._note_prior(other, key, value, source)
+            self._moved.setdefault(other, {})[key] = message
         active = self._active
         if active is not None:
             # A standby copy is another worker's to change; if it holds the
@@ -434,6 +546,7 @@ class Table(MutableMapping[Any, Any]):
         except KeyError:
             return False
         self._pending.setdefault(partition, {})[key] = DELETED
+        self._sources.setdefault(partition, {}).pop(key, None)
         moved = self._moved.get(partition)
         if moved:
             moved.pop(key, None)
@@ -481,56 +594,175 @@ class Table(MutableMapping[Any, Any]):
             len(p) for p in self._moved.values()
         )
 
-    def send_changelog(self) -> list[tuple[int, asyncio.Future[RecordMetadata]]]:
-        """Send the coalesced changes since the last call; their futures.
+    def send_changelog(
+        self, committed: Mapping[TP, int] | None = None
+    ) -> list[SentChange]:
+        """Send the coalesced changes since the last call; what was sent.
 
-        The caller flushes the producer, waits for these, then sends the
-        tombstones of moved keys (`send_moves`), and records the offsets
-        with `changelog_delivered` before committing the source offsets.
+        Each record carries the `SOURCE_HEADER` of the event that made the
+        change. ``committed`` are the source offsets committed once the
+        commit this flush precedes is done: a key last changed by an event
+        past them (one still in flight) is sent twice, first with the value
+        the earlier event left (its record counts once that event is
+        committed), then with the latest. Recovery applies what is
+        committed, so a coalesced record never mixes committed and
+        uncommitted effects.
+
+        The caller flushes the producer, waits for the futures, then sends
+        the tombstones of moved keys (`send_moves`), hands the delivered
+        records to `changelog_delivered`, commits the source offsets, and
+        then calls `checkpoint`.
         """
         pending, self._pending = self._pending, {}
-        return self._send(pending)
+        sources, self._sources = self._sources, {}
+        priors, self._priors = self._priors, {}
+        if priors and committed is not None:
+            earlier = self._committed_priors(pending, sources, priors, committed)
+            if earlier:
+                return self._send(*earlier) + self._send(pending, sources)
+        return self._send(pending, sources)
 
-    def send_moves(self) -> list[tuple[int, asyncio.Future[RecordMetadata]]]:
+    @staticmethod
+    def _committed_priors(
+        pending: dict[int, dict[Any, Any]],
+        sources: dict[int, dict[Any, Any]],
+        priors: dict[int, dict[Any, tuple[Any, Any]]],
+        committed: Mapping[TP, int],
+    ) -> tuple[dict[int, dict[Any, Any]], dict[int, dict[Any, Any]]] | None:
+        """The prior values to send first: those of covered events whose key
+        was changed since by an event not covered (or moved away)."""
+
+        def covered(message: Any) -> bool:
+            tp = TP(message.topic, message.partition)
+            return bool(committed.get(tp, -1) > message.offset)
+
+        changes: dict[int, dict[Any, Any]] = {}
+        their_sources: dict[int, dict[Any, Any]] = {}
+        for partition, keyed in priors.items():
+            latest = sources.get(partition) or {}
+            values = pending.get(partition) or {}
+            for key, (value, message) in keyed.items():
+                last = latest.get(key)
+                if last is None and key in values:
+                    continue  # changed since outside any event: that wins
+                if last is not None and covered(last):
+                    continue  # the latest value alone is exact
+                if covered(message):
+                    changes.setdefault(partition, {})[key] = value
+                    their_sources.setdefault(partition, {})[key] = message
+        return (changes, their_sources) if changes else None
+
+    def send_moves(self) -> list[SentChange]:
         """Send the tombstones of keys that moved to another partition.
 
         Sent after the changes of `send_changelog` are in the changelog, so
         that a moved key is never missing from both partitions.
         """
         moved, self._moved = self._moved, {}
-        return self._send(moved)
+        return self._send(
+            {p: dict.fromkeys(keys, DELETED) for p, keys in moved.items()}, moved
+        )
 
     def _send(
-        self, changes_by_partition: dict[int, dict[Any, Any]]
-    ) -> list[tuple[int, asyncio.Future[RecordMetadata]]]:
+        self,
+        changes_by_partition: dict[int, dict[Any, Any]],
+        sources_by_partition: dict[int, dict[Any, Any]],
+    ) -> list[SentChange]:
         if not changes_by_partition:
             return []
         producer = self.app.producer
         topic = self.changelog_topic
         name = topic.get_topic_name()
-        headers = [self._writer] if self.is_global else []
-        sent = []
+        encode_key, encode_value = topic.encode_key, topic.encode_value
+        writer = [self._writer] if self.is_global else []
+        sent: list[SentChange] = []
         for partition, changes in changes_by_partition.items():
+            sources = sources_by_partition.get(partition) or {}
             for key, value in changes.items():
+                message = sources.get(key)
+                if message is None:
+                    source = None
+                    headers = writer
+                else:
+                    source = (message.topic, message.partition, message.offset)
+                    headers = [*writer, source_header(message)]
+                raw_key = encode_key(key)
+                raw_value = None if value is DELETED else encode_value(value)
                 fut = producer.send_soon(
-                    name,
-                    topic.encode_key(key),
-                    None if value is DELETED else topic.encode_value(value),
-                    partition=partition,
-                    headers=headers,
+                    name, raw_key, raw_value, partition=partition, headers=headers
                 )
-                sent.append((partition, fut))
+                sent.append((partition, key, value, source, fut, raw_key, raw_value))
         return sent
 
-    def changelog_delivered(self, offsets: dict[int, int]) -> None:
-        """The changelog holds everything up to these offsets: persist that."""
+    def changelog_delivered(self, delivered: Iterable[tuple[Any, ...]]) -> None:
+        """These are in the changelog: ``(partition, offset, key, value,
+        source, key bytes, value bytes)``.
+
+        They reach the store's durable state with `checkpoint`, once the
+        offsets of the events that made them are committed.
+        """
+        unpersisted = self._unpersisted
+        reached = self._delivered
+        for partition, offset, *change in delivered:
+            unpersisted.setdefault(partition, []).append((offset, *change))  # type: ignore[arg-type]
+            if offset > reached.get(partition, -1):
+                reached[partition] = offset
+
+    def checkpoint(self, committed: Mapping[TP, int]) -> None:
+        """Persist the delivered changes whose source offsets are committed.
+
+        ``committed`` is the consumer group's committed offset of each
+        source partition. A change is checkpointed once its event's offset
+        is below it (or it had no event); the others wait for a later
+        commit, and so do the later changes of their keys. The store's
+        persisted changelog offset is the last delivered one, or, while
+        some change waits, the one before the first that waits: after a
+        crash the store holds the effect of committed events only, and
+        recovery resumes before anything it lacks (re-applying a change
+        it has is harmless, as the changelog is replayed in order).
+        """
         store = self.store
-        for partition, offset in offsets.items():
-            store.set_persisted_offset(partition, offset)
-        store.flush()
+        for partition, entries in list(self._unpersisted.items()):
+            entries.sort(key=_first)
+            ready: dict[Any, Any] = {}
+            encoded: dict[Any, tuple[bytes | None, bytes | None]] = {}
+            waiting: list[_Delivered] = []
+            held: set[Any] = set()
+            for entry in entries:
+                _, key, value, source, raw_key, raw_value = entry
+                if key not in held and (
+                    source is None
+                    or committed.get(TP(source[0], source[1]), -1) > source[2]
+                ):
+                    ready[key] = None if value is DELETED else value
+                    encoded[key] = (raw_key, raw_value)
+                else:
+                    held.add(key)
+                    waiting.append(entry)
+            if waiting:
+                self._unpersisted[partition] = waiting
+                offset = waiting[0][0] - 1
+            else:
+                del self._unpersisted[partition]
+                offset = self._delivered[partition]
+            if ready or not waiting:
+                store.checkpoint(partition, ready, offset, encoded)
+
+    def unpersisted(self) -> int:
+        """Changes in the changelog not yet checkpointed (waiting for commits)."""
+        return sum(len(entries) for entries in self._unpersisted.values())
+
+    def forget_partition(self, partition: int) -> None:
+        """Forget what waits for commits in ``partition`` (assigned away)."""
+        self._unpersisted.pop(partition, None)
+        self._delivered.pop(partition, None)
 
     def apply_changelog(
-        self, partition: int, records: list[Any], buffer_size: int | None = None
+        self,
+        partition: int,
+        records: list[Any],
+        buffer_size: int | None = None,
+        last_offset: int | None = None,
     ) -> None:
         """Apply changelog messages (recovery, standbys): raw bytes, None = delete.
 
@@ -543,14 +775,23 @@ class Table(MutableMapping[Any, Any]):
         `resolve_duplicates` to check once the recovery is done; keys a
         standby copy shares with a served partition are noted for when the
         copy becomes served.
+
+        ``last_offset`` is the offset of the last message read, when the
+        caller left some out (those of uncommitted source offsets): the
+        store's persisted offset moves past them.
         """
+        if last_offset is not None and not records:
+            self.store.set_persisted_offset(partition, last_offset)
+            return
         if self.is_global and records:
             # This worker's own changes are in its store already, and may be
             # newer than the record: applying it again would step back.
             last = records[-1]
             records = [m for m in records if self._writer not in (m.headers or ())]
             if not records:
-                self.store.set_persisted_offset(partition, last.offset)
+                self.store.set_persisted_offset(
+                    partition, max(last.offset, last_offset or -1)
+                )
                 return
         store = self.store
         active = self._active
@@ -570,6 +811,8 @@ class Table(MutableMapping[Any, Any]):
             store.apply_changelog(
                 partition, [(m.key, m.value) for m in chunk], chunk[-1].offset
             )
+        if last_offset is not None and last_offset > records[-1].offset:
+            store.set_persisted_offset(partition, last_offset)
         if not served and store.needs_replayed_keys and self._active_order:
             # A standby copy: keys it shares with a served partition are
             # checked if it becomes served (a store that compares whole
@@ -632,7 +875,7 @@ class Table(MutableMapping[Any, Any]):
                 )
                 store.delete(other, key)
                 if not self.is_global:
-                    self._moved.setdefault(other, {})[key] = DELETED
+                    self._moved.setdefault(other, {})[key] = None
                 resolved += 1
         return resolved
 

@@ -20,3 +20,4 @@ def faust_app() -> Iterator[Any]:
 
 
 from .broker import kafka_broker  # noqa: E402, F401  (the real-broker fixture)
+from .noida import noida_broker  # noqa: E402, F401  (transactions, compaction)

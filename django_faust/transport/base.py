@@ -215,6 +215,8 @@ class Consumer(Service, abc.ABC):
         self.assigned = asyncio.Event()
         self.messages_received = 0
         self.commits = 0
+        #: The offsets the commit in progress is about to commit.
+        self.committing: Mapping[TP, int] = {}
         #: Messages processed since the last commit, and the commit it is due.
         self._processed_since_commit = 0
         self._commit_due = asyncio.Event()
@@ -375,7 +377,13 @@ class Consumer(Service, abc.ABC):
             offsets = self.committable(tps)
             if not offsets:
                 return False
-            await self.callbacks.before_commit()
+            # Read by the app's tables at ``before_commit``, with nothing
+            # processed in between: which changes this commit covers.
+            self.committing = offsets
+            try:
+                await self.callbacks.before_commit()
+            finally:
+                self.committing = {}
             await self._commit_offsets(offsets)
             for tp, offset in offsets.items():
                 tracker = self.trackers.get(tp)

@@ -523,6 +523,7 @@ class TestRocksDBStore:
         store.iter_chunk_size = 10
         for i in range(100):
             store.set(0, i, i)
+        store.flush()  # iterated from the database, in its order
         items = store.items(0)
         first = [next(items) for _ in range(15)]
         assert [key for key, _ in first] == sorted(range(100), key=str)[:15]

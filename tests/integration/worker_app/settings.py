@@ -17,7 +17,11 @@ Everything a test varies comes from the environment:
 * ``WORKER_REQUEST_TIMEOUT``: BROKER_REQUEST_TIMEOUT in seconds (default 30);
 * ``WORKER_SHUTDOWN_TIMEOUT``: WORKER_SHUTDOWN_TIMEOUT in seconds (default 30);
 * ``WORKER_WEB_PORT``: the worker's web port on 127.0.0.1 (the web tests);
-  unset, the worker serves no web (and the project runs without DEBUG).
+  unset, the worker serves no web (and the project runs without DEBUG);
+* ``WORKER_MEMORY_TABLE``: if set, ``tally`` also counts in a table kept in
+  memory (``memory_counts``), whatever ``WORKER_STORE`` says;
+* ``WORKER_COMMIT_DELAY``: seconds each offset commit takes more (a slow
+  broker), so that kills often land between a changelog flush and its commit.
 
 The database is SQLite in ``WORKER_OUTDIR`` (``manage.py migrate`` first),
 with persistent connections (``CONN_MAX_AGE = None``) as a long-running

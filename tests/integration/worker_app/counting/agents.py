@@ -95,6 +95,31 @@ async def relay(asks: Any) -> None:
 #: Events per user, kept by ``tally`` (the tables tests).
 counts = app.Table("counts", default=int, help="Tallies per user.")
 tallies_topic = app.topic(f"tallies{SUFFIX}", key_type=str, value_type=int)
+#: With ``WORKER_MEMORY_TABLE=1``, ``tally`` also counts in a table kept in
+#: memory whatever ``WORKER_STORE`` is (the SIGKILL tests compare both).
+memory_counts = (
+    app.Table("memory-counts", default=int, store="memory://")
+    if os.environ.get("WORKER_MEMORY_TABLE")
+    else None
+)
+
+
+def _slow_commits(delay: float) -> None:
+    """Offset commits that take ``delay`` seconds more (a slow broker): a
+    kill then often lands between a changelog flush and its commit."""
+    from django_faust.transport.kafka.consumer import AIOKafkaConsumer
+
+    commit = AIOKafkaConsumer._commit_offsets
+
+    async def slow_commit(self: AIOKafkaConsumer, offsets: Any) -> None:
+        await asyncio.sleep(delay)
+        await commit(self, offsets)
+
+    AIOKafkaConsumer._commit_offsets = slow_commit  # type: ignore[method-assign]
+
+
+if os.environ.get("WORKER_COMMIT_DELAY"):
+    _slow_commits(float(os.environ["WORKER_COMMIT_DELAY"]))
 
 
 @app.agent(tallies_topic)
@@ -102,19 +127,23 @@ async def tally(stream: Any) -> None:
     """Counts events per key in ``counts``.
 
     ``<pid> <partition> <offset> <key> <count_after>`` per event, in
-    tally-<pid>.log.
+    tally-<pid>.log; alike for ``memory_counts`` (if declared) in
+    memory-tally-<pid>.log.
     """
     pid = os.getpid()
-    with _log("tally") as log:
+    with _log("tally") as log, _log("memory-tally") as memory_log:
         async for event in stream.events():
             if DELAY:
                 await asyncio.sleep(DELAY)
             key = event.key
             counts[key] += 1
             message = event.message
-            log.write(
-                f"{pid} {message.partition} {message.offset} {key} {counts[key]}\n"
-            )
+            where = f"{pid} {message.partition} {message.offset} {key}"
+            if memory_counts is not None:
+                memory_counts[key] += 1
+                memory_log.write(f"{where} {memory_counts[key]}\n")
+                memory_log.flush()
+            log.write(f"{where} {counts[key]}\n")
             log.flush()
 
 
