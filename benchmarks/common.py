@@ -124,6 +124,8 @@ class RowResult:
     output: str = ""
     library: str = ""
     notes: str = ""
+    #: W2's output records carry no key (a sink gets values only).
+    keyless: bool = False
 
 
 class Clock:
