@@ -51,6 +51,7 @@ from common import (
     Clock,
     RowArgs,
     RowResult,
+    resources,
     row_main,
     transform,
 )
@@ -203,6 +204,7 @@ async def run_async(args: RowArgs, datadir: str) -> RowResult:
     progress = Progress(clock, args.events)
     counts: dict[str, int] = {}
     options = {}
+    stats: dict[str, Any] = {}
     if args.workload == "W3":
         options = {"store": f"{STORE}://", "datadir": datadir}
     app = build_app(args, **options)
@@ -222,6 +224,8 @@ async def run_async(args: RowArgs, datadir: str) -> RowResult:
     async with running(app):
         await progress.finished.wait()
         if args.workload == "W3":
+            # Memory and disk before reading the table back into a dict.
+            stats = resources(datadir)
             counts = dict(table.items())  # untimed: for the verification
     notes = f"values {VALUE}; "
     if args.workload == "W2":
@@ -231,6 +235,7 @@ async def run_async(args: RowArgs, datadir: str) -> RowResult:
     return clock.result(
         args.events,
         keyless=args.workload == "W2" and SEND == "sink",
+        stats=stats,
         counts=counts,
         output=output,
         library=f"django-faust {django_faust.__version__}",
