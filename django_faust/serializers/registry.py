@@ -40,6 +40,7 @@ from typing import Any, Callable
 from uuid import UUID
 
 from django_faust.exceptions import (
+    CodecError,
     DecodeError,
     EncodeError,
     KeyDecodeError,
@@ -213,6 +214,26 @@ def _make_decoder(
                 raise fail(data, exc) from exc
 
         return decode_raw
+
+    if convert is _identity and type(codec).loads is Codec.loads:
+        # The common case (a plain ``json`` value): call the codec's own
+        # ``_loads`` and translate its errors as `Codec.loads` would, one
+        # frame less per message.
+        raw_loads = codec._loads
+
+        def decode_plain(data: Any) -> Any:
+            if data is None:
+                return None
+            try:
+                return raw_loads(data)
+            except CodecError as exc:
+                raise fail(data, exc) from exc
+            except Exception as exc:
+                wrapped = DecodeError(f"{codec!s} codec cannot decode data: {exc}")
+                wrapped.__cause__ = exc
+                raise fail(data, wrapped) from wrapped
+
+        return decode_plain
 
     loads = codec.loads
 
