@@ -2,16 +2,16 @@
 
 Usage::
 
-    python benchmarks/run.py [--events N]
-                             [--rows raw,quix,faust,django_faust,django_faust_rocksdb]
+    python benchmarks/run.py [--events N] [--repeat N]
+                             [--rows raw,raw_batched,quix,faust,django_faust,...]
                              [--workloads W1,W2,W3]
 
 Starts one Tansu broker for the whole run. For each workload and row it
 creates fresh topics, fills the input (untimed), runs the row in a
 subprocess of its own (quixstreams and faust-streaming in virtualenvs under
 ``benchmarks/.venvs/``, created on first use), verifies what the row counted
-or produced, and finally prints events per second and django-faust's ratio
-to every other row. See README.rst beside this file.
+or produced, and finally prints each row's median events per second and
+the ratios of django-faust's rows to every other row. See README.rst beside this file.
 """
 
 from __future__ import annotations
