@@ -28,8 +28,11 @@ from typing import Any
 PROFILE_ENV = "BENCH_PROFILE"
 #: Prefix of the one line a row prints with its result.
 RESULT_MARKER = "BENCH_RESULT "
-#: Distinct keys in the input.
-KEYS = 1000
+#: Distinct keys in the input (``scale.py`` changes it).
+DEFAULT_KEYS = KEYS = 1000
+#: A prime: ``seq * KEY_STRIDE % KEYS`` visits every key when ``KEYS`` is a
+#: power of ten, in an order that spreads neighbours over the partitions.
+KEY_STRIDE = 7919
 #: Partitions of every topic the benchmark creates.
 PARTITIONS = 4
 #: Records one fetch may return, for every client that lets us choose.
@@ -61,7 +64,17 @@ def key_name(index: int) -> str:
 
 
 def key_sequence(events: int) -> Iterator[str]:
-    """The key of each event, in order (deterministic, roughly uniform)."""
+    """The key of each event, in order (deterministic, roughly uniform).
+
+    With the default `KEYS` a seeded random sequence; with any other number
+    (``scale.py`` sets it) a fixed stride through the keys, so that every one
+    of them occurs (``events // KEYS`` or one more times, when ``events >=
+    KEYS``): the table then holds exactly `KEYS` keys.
+    """
+    if KEYS != DEFAULT_KEYS:
+        for seq in range(events):
+            yield key_name(seq * KEY_STRIDE % KEYS)
+        return
     rng = random.Random(SEED)
     for _ in range(events):
         yield key_name(rng.randrange(KEYS))
@@ -81,6 +94,27 @@ def make_event(seq: int, key: str) -> dict[str, Any]:
 def expected_counts(events: int) -> Counter[str]:
     """How many events each key has in an input of ``events`` events."""
     return Counter(key_sequence(events))
+
+
+def resources(datadir: str | None = None) -> dict[str, Any]:
+    """This process's memory now and at its peak, and ``datadir``'s size (bytes)."""
+    import resource
+
+    stats: dict[str, Any] = {
+        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
+    try:
+        with open("/proc/self/statm") as statm:
+            stats["rss"] = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # not Linux
+        stats["rss"] = stats["peak_rss"]
+    if datadir is not None:
+        stats["disk"] = sum(
+            os.path.getsize(os.path.join(root, name))
+            for root, _, names in os.walk(datadir)
+            for name in names
+        )
+    return stats
 
 
 def transform(value: dict[str, Any]) -> dict[str, Any]:
@@ -124,6 +158,10 @@ class RowResult:
     output: str = ""
     library: str = ""
     notes: str = ""
+    #: W2's output records carry no key (a sink gets values only).
+    keyless: bool = False
+    #: Anything else the row measured (``scale.py``: RSS, disk).
+    stats: dict[str, Any] = field(default_factory=dict)
 
 
 class Clock:

@@ -2,16 +2,16 @@
 
 Usage::
 
-    python benchmarks/run.py [--events N]
-                             [--rows raw,quix,faust,django_faust,django_faust_rocksdb]
+    python benchmarks/run.py [--events N] [--repeat N]
+                             [--rows raw,raw_batched,quix,faust,django_faust,...]
                              [--workloads W1,W2,W3]
 
 Starts one Tansu broker for the whole run. For each workload and row it
 creates fresh topics, fills the input (untimed), runs the row in a
 subprocess of its own (quixstreams and faust-streaming in virtualenvs under
 ``benchmarks/.venvs/``, created on first use), verifies what the row counted
-or produced, and finally prints events per second and django-faust's ratio
-to every other row. See README.rst beside this file.
+or produced, and finally prints each row's median events per second and
+the ratios of django-faust's rows to every other row. See README.rst beside this file.
 """
 
 from __future__ import annotations
@@ -69,8 +69,23 @@ class Row:
     env: dict[str, str] = field(default_factory=dict)
 
 
+#: W1 rows that produce nothing: the same as their base row there.
+_NO_SEND = {"W1": "n/a (sends nothing: same as the row above)"}
+_NO_TABLE = {
+    "W1": "n/a (no table: same as django-faust)",
+    "W2": "n/a (no table: same as django-faust)",
+}
+
 ROWS = {
+    # ``await producer.send()`` per message: what a hand-written loop does.
     "raw": Row("raw aiokafka", "rows.raw_aiokafka"),
+    # aiokafka batches built by hand (create_batch/send_batch): the ceiling.
+    "raw_batched": Row(
+        "batched ceiling",
+        "rows.raw_aiokafka",
+        skipped=_NO_SEND,
+        env={"BENCH_RAW_SEND": "batch"},
+    ),
     "quix": Row("quixstreams", "rows.quix", venv="quix", requirements=("quixstreams",)),
     "faust": Row(
         "faust-streaming",
@@ -78,20 +93,41 @@ ROWS = {
         venv="faust",
         requirements=("faust-streaming>=0.15,<0.16",),
     ),
+    # W2 with ``await output.send(...)`` per event: the code users write.
     "django_faust": Row("django-faust", "rows.django_faust_row"),
+    # W2 with ``output.send_soon(...)`` (sync, no coroutine per event).
+    "django_faust_soon": Row(
+        "django-faust send_soon",
+        "rows.django_faust_row",
+        skipped={**_NO_SEND, "W3": "n/a (sends nothing itself)"},
+        env={"BENCH_DJANGO_FAUST_SEND": "send_soon"},
+    ),
+    # W2 with ``yield`` to ``sink=[output]`` (the key kept with ``Event``).
+    "django_faust_sink": Row(
+        "django-faust sink",
+        "rows.django_faust_row",
+        skipped={**_NO_SEND, "W3": "n/a (sends nothing itself)"},
+        env={"BENCH_DJANGO_FAUST_SEND": "sink"},
+    ),
     # The same row with its W3 table in RocksDB; W1/W2 use no table.
     "django_faust_rocksdb": Row(
         "django-faust (rocksdb)",
         "rows.django_faust_row",
-        skipped={
-            "W1": "n/a (no table: same as django-faust)",
-            "W2": "n/a (no table: same as django-faust)",
-        },
+        skipped=_NO_TABLE,
         env={"BENCH_DJANGO_FAUST_STORE": "rocksdb"},
     ),
+    # Values decoded to a `Record` of 7 fields, without and with validation.
+    "django_faust_record": Row(
+        "django-faust Record",
+        "rows.django_faust_row",
+        env={"BENCH_DJANGO_FAUST_VALUE": "record"},
+    ),
+    "django_faust_record_valid": Row(
+        "django-faust Record+valid",
+        "rows.django_faust_row",
+        env={"BENCH_DJANGO_FAUST_VALUE": "record_validated"},
+    ),
 }
-#: The rows whose ratios to every other row are reported.
-REFERENCES = ("django_faust", "django_faust_rocksdb")
 
 
 @dataclass
@@ -140,35 +176,51 @@ def topic_names(run_id: str, name: str, workload: str) -> tuple[str, str]:
     return f"{base}-in", f"{base}-out"
 
 
-def best_of(
-    name: str, workload: str, bootstrap: str, events: int, repeat: int
-) -> Outcome:
-    """The best of up to ``repeat`` verified runs of a row (any failure fails).
+def median_of(
+    names: list[str], workload: str, bootstrap: str, events: int, repeat: int
+) -> dict[str, Outcome]:
+    """Each row's median of ``repeat`` verified runs, the rows interleaved.
 
-    A row whose timed section took longer than `REPEAT_MAX_SECONDS` is not
-    repeated: noise matters little there, and it keeps the run short.
+    Round after round every row runs once, so a burst of load elsewhere on
+    the machine hits every row alike rather than one row's every run. A
+    row that fails once is reported failed and not run again; one whose
+    timed section took longer than `REPEAT_MAX_SECONDS` is not repeated.
     """
-    row = ROWS[name]
-    if workload in row.skipped:
-        return Outcome(status=row.skipped[workload])
-    try:
-        python = row_python(row)
-    except RuntimeError as exc:
-        return Outcome(status=f"failed: {exc}")
-    best = Outcome()
-    for _ in range(repeat):
+    runs: dict[str, list[Outcome]] = {}
+    final: dict[str, Outcome] = {}
+    pythons: dict[str, str] = {}
+    for name in names:
+        row = ROWS[name]
+        if workload in row.skipped:
+            final[name] = Outcome(status=row.skipped[workload])
+            continue
         try:
-            outcome = run_once(name, python, workload, bootstrap, events)
-        except Exception as exc:  # the broker refused something: say so, go on
-            outcome = Outcome(status=f"failed: {type(exc).__name__}: {exc}")
-        print(f"  [{workload} {row.label}] {describe(outcome)}", flush=True)
-        if outcome.rate is None:
-            return outcome
-        if best.rate is None or outcome.rate > best.rate:
-            best = outcome
-        if outcome.detail["seconds"] > REPEAT_MAX_SECONDS:
-            break
-    return best
+            pythons[name] = row_python(row)
+        except RuntimeError as exc:
+            final[name] = Outcome(status=f"failed: {exc}")
+            continue
+        runs[name] = []
+    for _ in range(repeat):
+        for name, done in runs.items():
+            if name in final:
+                continue
+            try:
+                outcome = run_once(name, pythons[name], workload, bootstrap, events)
+            except Exception as exc:  # the broker refused something: say so, go on
+                outcome = Outcome(status=f"failed: {type(exc).__name__}: {exc}")
+            print(f"  [{workload} {ROWS[name].label}] {describe(outcome)}", flush=True)
+            if outcome.rate is None:
+                final[name] = outcome
+                continue
+            done.append(outcome)
+            if outcome.detail["seconds"] > REPEAT_MAX_SECONDS:
+                final[name] = outcome
+    for name, done in runs.items():
+        if name not in final:
+            ordered = sorted(done, key=lambda o: o.rate or 0.0)
+            final[name] = ordered[(len(ordered) - 1) // 2]
+            final[name].detail["rates"] = [o.rate for o in done]
+    return {name: final[name] for name in names}
 
 
 def run_once(
@@ -259,7 +311,9 @@ def verified(
         problems.append("the row did not report producing the output topic")
     if workload in ("W2", "W3") and result.get("output"):
         check = (
-            kafka_io.OutputCheck() if workload == "W2" else kafka_io.ChangelogCheck()
+            kafka_io.OutputCheck(keyless=result.get("keyless", False))
+            if workload == "W2"
+            else kafka_io.ChangelogCheck()
         )
         # W3: the changelog the row reported (django-faust's is named by
         # the library, not ``sink``).
@@ -300,17 +354,21 @@ def print_report(
     print(_line("row", [f"{w} ev/s" for w in workloads]))
     for name, outcomes in results.items():
         print(_line(ROWS[name].label, [cell(outcomes[w]) for w in workloads]))
-    others = [name for name in results if name not in REFERENCES]
-    for reference in REFERENCES:
-        ours = results.get(reference)
-        if ours is None or not others:
+    ours = [name for name in results if name.startswith("django_faust")]
+    others = [name for name in results if name not in ours]
+    # Each library row against ours; the variants against the plain row.
+    blocks = [(name, ours) for name in others]
+    if "django_faust" in results:
+        variants = [name for name in ours if name != "django_faust"]
+        blocks.append(("django_faust", variants))
+    for theirs, rows in blocks:
+        rows = [r for r in rows if r != theirs]
+        if not rows or all(results[theirs][w].rate is None for w in workloads):
             continue
-        if all(ours[w].rate is None for w in workloads):
-            continue  # e.g. the rocksdb row without W3
         print()
-        print(_line(f"{ROWS[reference].label} vs", workloads))
-        for name in others:
-            ratios = [ratio(ours[w], results[name][w]) for w in workloads]
+        print(_line(f"ratio to {ROWS[theirs].label}", workloads))
+        for name in rows:
+            ratios = [ratio(results[name][w], results[theirs][w]) for w in workloads]
             print(_line(ROWS[name].label, ratios))
     failures = [
         (ROWS[name].label, w, o.status)
@@ -323,14 +381,14 @@ def print_report(
 
 
 def ratio(ours: Outcome, theirs: Outcome) -> str:
-    """django-faust's rate over another row's, as a percentage."""
+    """One row's rate over another's (0.81: 81 % of the other's rate)."""
     if ours.rate is None or theirs.rate is None:
         return "-"
-    return f"{100 * ours.rate / theirs.rate:.0f}%"
+    return f"{ours.rate / theirs.rate:.2f}"
 
 
 def _line(first: str, cells: list[str]) -> str:
-    return f"{first:<26}" + "".join(f"{c:>12}" for c in cells)
+    return f"{first:<30}" + "".join(f"{c:>12}" for c in cells)
 
 
 # -- main ------------------------------------------------------------------------
@@ -353,8 +411,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--repeat",
         type=int,
-        default=2,
-        help="runs per row and workload; the best counts (default 2)",
+        default=3,
+        help="runs per row and workload, interleaved; the median counts (default 3)",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
@@ -388,10 +446,11 @@ def main(argv: list[str] | None = None) -> int:
     with TestBroker() as broker:
         print(f"Broker (tansu) on {broker.bootstrap}", flush=True)
         for workload in args.workloads:
-            for name in args.rows:
-                results[name][workload] = best_of(
-                    name, workload, broker.bootstrap, args.events, args.repeat
-                )
+            outcomes = median_of(
+                args.rows, workload, broker.bootstrap, args.events, args.repeat
+            )
+            for name, outcome in outcomes.items():
+                results[name][workload] = outcome
     print_report(results, args.workloads, args.events)
     print(f"\n(total {time.monotonic() - started:.0f} s)")
     if args.json:

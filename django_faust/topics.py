@@ -244,7 +244,9 @@ class Topic(Channel):
         name, key_bytes, value_bytes, header_pairs = self.prepare(
             key, value, headers, key_serializer, value_serializer
         )
-        producer = await self.app.maybe_start_producer()
+        producer = app.producer
+        if not producer.started:
+            producer = await app.maybe_start_producer()
         started = time.monotonic()
         fut = await producer.send(
             name,

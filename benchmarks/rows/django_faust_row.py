@@ -8,10 +8,13 @@ committed every `COMMIT_INTERVAL` seconds.
 
 * W1: ``async for value in stream``, counting per key in a plain dict.
 * W2: ``async for key, value in stream.items()``, then
-  ``output.send_soon(key=key, value=transform(value))``: the fastest of the
-  idiomatic ways (a ``sink=[output]`` would lose the key, and
-  ``await output.send(...)`` costs a coroutine per event). After the last
-  event the agent awaits ``app.producer.flush()`` (every record acked).
+  ``await output.send(key=key, value=transform(value))``: the code a Faust
+  user writes. ``BENCH_DJANGO_FAUST_SEND=send_soon`` sends with
+  ``output.send_soon(...)`` instead, and ``=sink`` has an agent with
+  ``sink=[output]`` ``yield`` each transformed value (a sink gets the value
+  only, as in Faust: the output records have no key, which ``run.py`` is
+  told to accept). After the last event
+  the agent awaits ``app.producer.flush()`` (every record acked).
 * W3: ``counts = app.Table("counts", default=int)`` and, per event,
   ``counts[value["key"]] += 1`` (the ``key`` field, as the other rows
   count). The table records each change in its changelog
@@ -22,6 +25,12 @@ committed every `COMMIT_INTERVAL` seconds.
   commit): the timed section ends with every change in the changelog.
   ``BENCH_DJANGO_FAUST_STORE=rocksdb`` keeps the table in RocksDB
   (``rocksdb://``, in a temporary DATADIR) instead of memory.
+
+``BENCH_DJANGO_FAUST_VALUE=record`` declares the input (and W2's output)
+with ``value_type=BenchEvent``, a `Record` of 7 fields (the event's five,
+and two with defaults, ``seen`` and ``note``); ``=record_validated`` the
+same record with ``validation=True``. W2's transformation then sets
+``value.seen = True``.
 """
 
 from __future__ import annotations
@@ -42,17 +51,59 @@ from common import (
     Clock,
     RowArgs,
     RowResult,
+    resources,
     row_main,
     transform,
 )
 
 import django_faust
+from django_faust import Record
 from django_faust.testing import make_app, running
 
-#: ``send_soon`` (default) or ``send`` (``await topic.send()``), for W2.
-SEND = os.environ.get("BENCH_DJANGO_FAUST_SEND", "send_soon")
+#: W2: ``send`` (``await topic.send()``, default), ``send_soon`` or ``sink``.
+SEND = os.environ.get("BENCH_DJANGO_FAUST_SEND", "send")
 #: Table store of W3: ``memory`` (default) or ``rocksdb``.
 STORE = os.environ.get("BENCH_DJANGO_FAUST_STORE", "memory")
+#: Values as ``dict`` (default), ``record`` or ``record_validated``.
+VALUE = os.environ.get("BENCH_DJANGO_FAUST_VALUE", "dict")
+
+
+class BenchEvent(Record, namespace="bench.Event"):
+    """The benchmark's event as a user would declare it: 7 fields."""
+
+    id: int
+    key: str
+    amount: int
+    ts: int
+    pad: str
+    seen: bool = False
+    note: str = ""
+
+
+class ValidatedBenchEvent(
+    BenchEvent, namespace="bench.ValidatedEvent", validation=True
+):
+    """`BenchEvent` with its field types checked on decoding."""
+
+
+VALUE_TYPES = {
+    "dict": None,
+    "record": BenchEvent,
+    "record_validated": ValidatedBenchEvent,
+}
+
+
+def value_key(value: Any) -> str:
+    """The ``key`` field of a dict or record value."""
+    return value["key"] if isinstance(value, dict) else value.key
+
+
+def transform_any(value: Any) -> Any:
+    """W2's transformation, of a dict or a record."""
+    if isinstance(value, dict):
+        return transform(value)
+    value.seen = True
+    return value
 
 
 def build_app(args: RowArgs, **options: Any) -> Any:
@@ -99,7 +150,7 @@ def add_counter(app: Any, source: Any, progress: Progress, counts: dict) -> None
     @app.agent(source)
     async def count(stream: Any) -> None:
         async for value in stream:
-            key = value["key"]
+            key = value_key(value)
             counts[key] = counts.get(key, 0) + 1
             if progress.tick():
                 progress.finish()
@@ -108,13 +159,25 @@ def add_counter(app: Any, source: Any, progress: Progress, counts: dict) -> None
 def add_transformer(app: Any, source: Any, output: Any, progress: Progress) -> None:
     """W2: transform and produce with the input key."""
 
+    if SEND == "sink":
+
+        @app.agent(source, sink=[output])
+        async def forward_to_sink(stream: Any) -> Any:
+            async for value in stream:
+                yield transform_any(value)
+                if progress.tick():
+                    await app.producer.flush()
+                    progress.finish()
+
+        return
+
     @app.agent(source)
     async def forward(stream: Any) -> None:
         async for key, value in stream.items():
             if SEND == "send":
-                await output.send(key=key, value=transform(value))
+                await output.send(key=key, value=transform_any(value))
             else:
-                output.send_soon(key=key, value=transform(value))
+                output.send_soon(key=key, value=transform_any(value))
             if progress.tick():
                 await app.producer.flush()
                 progress.finish()
@@ -126,7 +189,7 @@ def add_table_counter(app: Any, source: Any, table: Any, progress: Progress) -> 
     @app.agent(source)
     async def count(stream: Any) -> None:
         async for value in stream:
-            table[value["key"]] += 1
+            table[value_key(value)] += 1
             if progress.tick():
                 # The commit flushes the table's changelog first; the second
                 # flush only matters if there was no offset left to commit.
@@ -141,15 +204,17 @@ async def run_async(args: RowArgs, datadir: str) -> RowResult:
     progress = Progress(clock, args.events)
     counts: dict[str, int] = {}
     options = {}
+    stats: dict[str, Any] = {}
     if args.workload == "W3":
         options = {"store": f"{STORE}://", "datadir": datadir}
     app = build_app(args, **options)
-    source = app.topic(args.input_topic, value_type=None)
+    value_type = VALUE_TYPES[VALUE]
+    source = app.topic(args.input_topic, value_type=value_type)
     output = ""
     if args.workload == "W1":
         add_counter(app, source, progress, counts)
     elif args.workload == "W2":
-        sink = app.topic(args.output_topic, value_type=None)
+        sink = app.topic(args.output_topic, value_type=value_type)
         add_transformer(app, source, sink, progress)
         output = args.output_topic
     else:
@@ -159,14 +224,18 @@ async def run_async(args: RowArgs, datadir: str) -> RowResult:
     async with running(app):
         await progress.finished.wait()
         if args.workload == "W3":
+            # Memory and disk before reading the table back into a dict.
+            stats = resources(datadir)
             counts = dict(table.items())  # untimed: for the verification
-    notes = ""
+    notes = f"values {VALUE}; "
     if args.workload == "W2":
-        notes = f"W2 via {SEND}"
+        notes += f"W2 via {SEND}"
     elif args.workload == "W3":
-        notes = f"store {STORE}://"
+        notes += f"store {STORE}://"
     return clock.result(
         args.events,
+        keyless=args.workload == "W2" and SEND == "sink",
+        stats=stats,
         counts=counts,
         output=output,
         library=f"django-faust {django_faust.__version__}",

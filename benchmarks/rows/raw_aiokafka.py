@@ -6,18 +6,24 @@ committed every `COMMIT_INTERVAL` seconds, after flushing the producer when
 there is one (at-least-once, like the frameworks).
 
 * W1: ``json.loads`` each value, count per key in a plain dict.
-* W2: decode, `transform`, ``json.dumps``, append to aiokafka batches per
-  output partition (the input key kept, default partitioner) sent with
-  ``send_batch()``; ends after ``producer.flush()`` returns (every record
-  acked).
+* W2: decode, `transform`, ``json.dumps``, then ``await producer.send()``
+  per record (the input key kept); ends after ``producer.flush()`` returns
+  (every record acked).
 * W3: W1's dict, and after each batch every changed count is sent to a
-  changelog topic (key -> count), flushed before each commit.
+  changelog topic (key -> count) with ``await producer.send()``, flushed
+  before each commit.
+
+With ``BENCH_RAW_SEND=batch`` (the "batched ceiling" row) W2 and W3 append
+to aiokafka batches per output partition instead (``create_batch()``,
+``send_batch()``, aiokafka's default key partitioner): the fastest path
+aiokafka offers, and the ceiling a framework's send path is measured by.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -36,6 +42,9 @@ from common import (
     row_main,
     transform,
 )
+
+#: ``send`` (``await producer.send()`` per record) or ``batch`` (the ceiling).
+SEND = os.environ.get("BENCH_RAW_SEND", "send")
 
 #: Handles one fetched batch; may send with the producer.
 BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
@@ -106,7 +115,50 @@ def counter(counts: dict[str, int]) -> BatchHandler:
 
 
 def transformer(producer: AIOKafkaProducer, topic: str) -> BatchHandler:
-    """W2: decode, transform, encode, produce with the same key.
+    """W2: decode, transform, encode, ``await send()`` with the same key."""
+
+    async def handle(messages: Sequence[Any]) -> None:
+        send = producer.send
+        for message in messages:
+            value = json.dumps(transform(json.loads(message.value))).encode()
+            await send(topic, value=value, key=message.key)
+
+    return handle
+
+
+class Batches:
+    """Records appended to one aiokafka batch per partition, sent when full."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.partitioner = DefaultPartitioner()
+        self.partitions: list[int] = []
+        self.batches: dict[int, Any] = {}
+
+    async def append(self, key: bytes, value: bytes) -> None:
+        """Add one record to its partition's batch."""
+        if not self.partitions:
+            found = await self.producer.partitions_for(self.topic)
+            self.partitions.extend(sorted(found))
+        partition = self.partitioner(key, self.partitions, self.partitions)
+        batch = self.batches.get(partition)
+        if batch is None:
+            batch = self.batches[partition] = self.producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            await self.producer.send_batch(batch, self.topic, partition=partition)
+            batch = self.batches[partition] = self.producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None)
+
+    async def send(self) -> None:
+        """Hand every open batch to aiokafka."""
+        batches, self.batches = self.batches, {}
+        for partition, batch in batches.items():
+            await self.producer.send_batch(batch, self.topic, partition=partition)
+
+
+def batched_transformer(producer: AIOKafkaProducer, topic: str) -> BatchHandler:
+    """W2, the ceiling: decode, transform, encode, produce with the same key.
 
     Records go into aiokafka batches built here, one per output partition
     (chosen by aiokafka's default key partitioner), handed over with
@@ -154,6 +206,25 @@ def table_counter(
     return handle
 
 
+def batched_table_counter(
+    counts: dict[str, int], producer: AIOKafkaProducer, changelog: str
+) -> BatchHandler:
+    """W3, the ceiling: count per key, then batch each changed count."""
+    batches = Batches(producer, changelog)
+
+    async def handle(messages: Sequence[Any]) -> None:
+        changed = set()
+        for message in messages:
+            key = json.loads(message.value)["key"]
+            counts[key] = counts.get(key, 0) + 1
+            changed.add(key)
+        for key in changed:
+            await batches.append(key.encode(), str(counts[key]).encode())
+        await batches.send()
+
+    return handle
+
+
 async def run_async(args: RowArgs) -> RowResult:
     """Run one workload and time it."""
     clock = Clock()
@@ -167,9 +238,11 @@ async def run_async(args: RowArgs) -> RowResult:
         if args.workload == "W1":
             handle = counter(counts)
         elif args.workload == "W2":
-            handle = transformer(producer, args.output_topic)
+            make = batched_transformer if SEND == "batch" else transformer
+            handle = make(producer, args.output_topic)
         else:
-            handle = table_counter(counts, producer, args.output_topic)
+            make = batched_table_counter if SEND == "batch" else table_counter
+            handle = make(counts, producer, args.output_topic)
         await consume(consumer, producer, args.events, handle, clock)
     finally:
         await consumer.stop()
@@ -180,6 +253,7 @@ async def run_async(args: RowArgs) -> RowResult:
         counts=counts,
         output="" if producer is None else args.output_topic,
         library=f"aiokafka {aiokafka.__version__}",
+        notes=f"sends: {SEND}",
     )
 
 

@@ -62,6 +62,8 @@ _DATA_END = b"l"
 _OFFSET_KEY = b"mchangelog-offset"
 #: A dirty entry whose value is encoded when written (see `RocksDBStore.set`).
 _UNENCODED: Any = object()
+#: No key looked up yet (see `RocksDBStore._stored_key`).
+_NO_KEY: Any = object()
 
 #: Memtable memory all RocksDB stores of the process share; RocksDB flushes
 #: memtables to disk beyond it. Data is never lost by this, only moved.
@@ -148,6 +150,14 @@ class RocksDBStore(Store):
         # Durability comes from the WAL plus the offset kept with the data,
         # not from an fsync per batch (see the module doc).
         self._write_options.sync = False
+        # The key of the last lookup, its stored form, and the partitions
+        # known not to hold it. ``table[k] += 1`` of a new key asks every
+        # partition twice (the read, then the write's check for a copy
+        # elsewhere) and encodes the key each time: with these, once. Any
+        # change to the store forgets the partitions (`_forget_absent`).
+        self._last_key: Any = _NO_KEY
+        self._last_stored: bytes | None = None
+        self._absent_in: builtins.set[int] = builtins.set()
 
     def path_for(self, partition: int) -> pathlib.Path:
         """The database directory of ``partition``."""
@@ -181,6 +191,7 @@ class RocksDBStore(Store):
         part = self._partitions.get(partition)
         if part is not None:
             return part
+        self._absent_in.clear()
         if self._options is None:
             self._options = self._make_options()
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -215,8 +226,29 @@ class RocksDBStore(Store):
         part.offset_dirty = False
 
     def _stored_key(self, key: Any) -> bytes | None:
+        """``key`` as stored: its encoding after the data prefix (None: unencodable).
+
+        The last key's is remembered: one event's read and write of a key
+        encode it once. A key of another type never matches (``1 == 1.0``
+        but they encode differently).
+        """
+        last = self._last_key
+        if key is last or (type(key) is type(last) and key == last):
+            return self._last_stored
         encoded = self.encode_key(key)
-        return None if encoded is None else _DATA + encoded
+        stored = None if encoded is None else _DATA + encoded
+        self._last_key, self._last_stored = key, stored
+        self._absent_in.clear()
+        return stored
+
+    def _lookup(self, number: int, part: _Partition, stored_key: bytes) -> Any:
+        """The raw value of the last looked-up key in ``part``, or None."""
+        if number in self._absent_in:
+            return None
+        raw = part.db.get(stored_key)
+        if raw is None:
+            self._absent_in.add(number)
+        return raw
 
     # -- data --------------------------------------------------------------------
 
@@ -229,7 +261,7 @@ class RocksDBStore(Store):
         else:
             stored_key = self._stored_key(key)
             if stored_key is not None:
-                raw = part.db.get(stored_key)
+                raw = self._lookup(partition, part, stored_key)
                 if raw is not None:
                     return self.decode_value(raw)
         if default is MISSING:
@@ -244,7 +276,9 @@ class RocksDBStore(Store):
         # in between: per-event encoding was most of a table write's cost.
         # The table encodes its changelog record at the same flush, so disk
         # and changelog hold the same bytes.
-        part.dirty[key] = (None, _UNENCODED, value)
+        self._absent_in.clear()
+        stored_key = self._last_stored if key is self._last_key else None
+        part.dirty[key] = (stored_key, _UNENCODED, value)
         if self.max_dirty is not None and len(part.dirty) >= self.max_dirty:
             self._write(part)
 
@@ -259,13 +293,20 @@ class RocksDBStore(Store):
             present = stored_key is not None and part.db.get(stored_key) is not None
         if not present or stored_key is None:
             raise KeyError(key)
+        self._absent_in.clear()
         part.dirty[key] = (stored_key, None, MISSING)
         if self.max_dirty is not None and len(part.dirty) >= self.max_dirty:
             self._write(part)
 
     def contains(self, partition: int, key: Any) -> bool:
         part = self._partitions.get(partition) or self._open(partition)
-        return self._contains(part, key, None)
+        entry = part.dirty.get(key)
+        if entry is not None:
+            return entry[1] is not None
+        stored_key = self._stored_key(key)
+        if stored_key is None:
+            return False
+        return self._lookup(partition, part, stored_key) is not None
 
     def _contains(self, part: _Partition, key: Any, stored_key: bytes | None) -> bool:
         entry = part.dirty.get(key)
@@ -394,7 +435,13 @@ class RocksDBStore(Store):
             if number == exclude:
                 continue
             part = opened.get(number)
-            if part is not None and self._contains(part, key, stored_key):
+            if part is None:
+                continue
+            entry = part.dirty.get(key)
+            if entry is not None:
+                if entry[1] is not None:
+                    return number
+            elif self._lookup(number, part, stored_key) is not None:
                 return number
         return None
 
@@ -404,6 +451,7 @@ class RocksDBStore(Store):
         self, partition: int, records: Sequence[ChangelogRecord], last_offset: int
     ) -> None:
         part = self._partitions.get(partition) or self._open(partition)
+        self._absent_in.clear()
         dirty = part.dirty
         if dirty:
             # The changelog wins over local writes not yet checkpointed.
@@ -533,12 +581,14 @@ class RocksDBStore(Store):
             self._write(part)
 
     def drop_partition(self, partition: int) -> None:
+        self._absent_in.clear()
         part = self._partitions.pop(partition, None)
         if part is not None:
             self._write(part)
             part.db.close()
 
     def close(self) -> None:
+        self._absent_in.clear()
         while self._partitions:
             _, part = self._partitions.popitem()
             self._write(part)
@@ -546,6 +596,7 @@ class RocksDBStore(Store):
 
     def reset(self) -> None:
         # Pending writes are discarded: the files they would go to are deleted.
+        self._absent_in.clear()
         while self._partitions:
             _, part = self._partitions.popitem()
             part.db.close()

@@ -277,6 +277,20 @@ def test_key_and_value_decode_errors_are_distinct() -> None:
         value_decoder(Order, None)(b"not json")
 
 
+def test_plain_json_values_fail_like_any_other() -> None:
+    # ``value_type=None`` takes a shorter path to the json codec; its errors
+    # read the same as through `Codec.loads`.
+    with pytest.raises(ValueDecodeError) as info:
+        value_decoder(None, "json")(b"{oops")
+    message = str(info.value)
+    assert "json codec cannot decode data" in message
+    assert "b'{oops'" in message
+    assert isinstance(info.value.__cause__, DecodeError)
+    assert isinstance(info.value.__cause__.__cause__, ValueError)
+    assert value_decoder(None, "json")(b'{"a": [1, 2]}') == {"a": [1, 2]}
+    assert value_decoder(None, "json")(None) is None
+
+
 def test_decode_error_message_names_type_serializer_and_payload() -> None:
     with pytest.raises(ValueDecodeError) as info:
         value_decoder(Order, "json")(b"{oops")

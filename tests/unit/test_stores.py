@@ -182,6 +182,33 @@ class TestData:
         assert store.find_partition("a", (7,)) is None
         assert store.partitions() == {0, 2, 3}
 
+    def test_a_miss_is_not_remembered_past_a_change(self, store: Store) -> None:
+        # ``table[k] += 1`` of a new key: every partition misses, then the
+        # write lands; the same key asked again anywhere must be found, also
+        # after it reached the disk or came from a changelog.
+        for number in range(4):
+            store.set(number, "other", 0)
+        assert store.get(0, "a", None) is None
+        assert store.find_partition("a", exclude=0) is None
+        assert not store.contains(0, "a")
+        store.set(2, "a", 1)
+        assert store.find_partition("a", exclude=0) == 2
+        store.flush()
+        assert store.get(2, "a") == 1
+        assert not store.contains(1, "b")
+        store.apply_changelog(1, records(("b", 5)), 0)
+        assert store.contains(1, "b")
+        assert store.find_partition("b") == 1
+        store.delete(1, "b")
+        assert store.find_partition("b") is None
+
+    def test_keys_of_other_types_are_other_keys(self, store: Store) -> None:
+        store.set(0, "1", "text")
+        store.flush()
+        assert store.get(0, "1") == "text"
+        assert store.get(0, 1, None) is None
+        assert store.get(0, "1") == "text"
+
     def test_reset(self, store: Store) -> None:
         store.set(0, "a", 1)
         store.set_persisted_offset(0, 10)

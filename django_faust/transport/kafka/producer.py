@@ -72,10 +72,13 @@ class AIOKafkaProducer(Producer):
         self._admin_lock = asyncio.Lock()
         self._buffer: deque[_Pending] = deque()
         self._buffer_ready = asyncio.Event()
+        #: Set each time the drainer takes the buffer over (see `send`).
+        self._buffer_taken = asyncio.Event()
         self._drain_lock = asyncio.Lock()
         self._declared: set[str] = set()
         self._known_topics: set[str] = set()
         self._partition_cache: dict[str, tuple[int, dict[bytes, int]]] = {}
+        self._sender_running = False
 
     def _client(self) -> aiokafka.AIOKafkaProducer:
         producer = self._producer
@@ -135,14 +138,38 @@ class AIOKafkaProducer(Producer):
         """Like `send_soon`, but waits while too much is buffered.
 
         Everything goes through the one local buffer, so per-partition order
-        holds across `send` and `send_soon`, and both get batched.
+        holds across `send` and `send_soon`, and both get batched. Below
+        `BUFFER_HIGH_WATER` this returns without suspending; above it, it
+        waits for the background drainer to take the buffer over (see
+        `_make_room`), not for the broker.
         """
         fut = self.send_soon(
             topic, key, value, partition=partition, timestamp=timestamp, headers=headers
         )
         if len(self._buffer) >= BUFFER_HIGH_WATER:
-            await self._drain()
+            await self._make_room()
         return fut
+
+    async def _make_room(self) -> None:
+        """Wait until the buffer is below `BUFFER_HIGH_WATER` again.
+
+        Draining inline here would hold the sending agent through aiokafka's
+        wait for each partition's previous request (a round trip per
+        partition); handing the buffer to the drainer task lets the agent go
+        on while that batch is in flight. The buffer still holds at most
+        about twice the high water: the drainer takes a round only once the
+        previous one is handed to aiokafka, and until then senders wait
+        here. Stopping, or with no drainer running, drain inline.
+        """
+        buffer = self._buffer
+        taken = self._buffer_taken
+        while len(buffer) >= BUFFER_HIGH_WATER:
+            if self.should_stop or not self._sender_running:
+                await self._drain()
+                return
+            taken.clear()
+            self._buffer_ready.set()
+            await taken.wait()
 
     def send_soon(
         self,
@@ -174,10 +201,15 @@ class AIOKafkaProducer(Producer):
     async def _sender(self) -> None:
         """Hand `send_soon` messages to aiokafka, in the order they came."""
         ready = self._buffer_ready
-        while not self.should_stop:
-            await ready.wait()
-            ready.clear()
-            await self._drain()
+        self._sender_running = True
+        try:
+            while not self.should_stop:
+                await ready.wait()
+                ready.clear()
+                await self._drain()
+        finally:
+            self._sender_running = False
+            self._buffer_taken.set()  # senders waiting for room drain inline
 
     async def _drain(self) -> None:
         """Move the local buffer into aiokafka, one batch per partition.
@@ -193,6 +225,7 @@ class AIOKafkaProducer(Producer):
             while buffer:
                 items = list(buffer)
                 buffer.clear()
+                self._buffer_taken.set()
                 groups: dict[tuple[str, int], list[_Pending]] = {}
                 # Partition counts, looked up once per topic and round.
                 counts: dict[str, int] = {}

@@ -23,12 +23,19 @@ class AIOKafkaPartitionReader(PartitionReader):
 
     "Caught up" is decided with the fetch responses' high watermark, which
     is right on every broker (the test broker's ``end_offsets()`` is not).
+    One exception, known before any fetch: a partition whose end offset is
+    0 is empty on every broker (a wrong ``end_offsets()`` is still at least
+    the last batch's base offset + 1), so a reader starting there is caught
+    up at once rather than after a fetch that waits ``fetch_max_wait_ms``
+    for records that are not there (most of a fresh worker's recovery).
     """
 
     def __init__(self, transport: AIOKafkaTransport, offsets: Mapping[TP, int]) -> None:
         super().__init__(transport, offsets)
         self._consumer: aiokafka.AIOKafkaConsumer | None = None
         self._positions = dict(self.offsets)
+        #: Partitions found empty when the reader started (high watermark 0).
+        self._empty: set[TP] = set()
 
     async def start(self) -> None:
         transport = cast("AIOKafkaTransport", self.transport)
@@ -43,6 +50,14 @@ class AIOKafkaPartitionReader(PartitionReader):
         tps = {
             TopicPartition(tp.topic, tp.partition): o for tp, o in self.offsets.items()
         }
+        # Before assigning: once assigned, the fetcher's first fetch (which
+        # waits up to fetch_max_wait_ms) holds the connection this asks on.
+        starting = [ktp for ktp, offset in tps.items() if offset == 0]
+        if starting:
+            ends = await consumer.end_offsets(starting)
+            self._empty = {
+                TP(ktp.topic, ktp.partition) for ktp, end in ends.items() if end == 0
+            }
         consumer.assign(list(tps))
         for tp, offset in tps.items():
             consumer.seek(tp, offset)
@@ -63,7 +78,10 @@ class AIOKafkaPartitionReader(PartitionReader):
         return out
 
     def highwater(self, tp: TP) -> int | None:
-        return self._client().highwater(TopicPartition(tp.topic, tp.partition))
+        fetched = self._client().highwater(TopicPartition(tp.topic, tp.partition))
+        if fetched is None and tp in self._empty:
+            return 0
+        return fetched  # type: ignore[no-any-return]
 
     def position(self, tp: TP) -> int:
         return self._positions[tp]
