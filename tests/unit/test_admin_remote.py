@@ -8,13 +8,9 @@ from django.test import Client
 from django.urls import path
 
 from django_faust import admin_data
-from django_faust.admin_data import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    LocalAdminData,
-    RemoteAdminData,
-)
+from django_faust.admin_data import LocalAdminData, RemoteAdminData
 from django_faust.testing import make_app, running
+from django_faust.web.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -82,13 +78,13 @@ def test_unsigned_or_stale_questions_are_refused(client):
     stale = "1000.0"
     headers = {
         TIMESTAMP_HEADER: stale,
-        SIGNATURE_HEADER: admin_data.sign(url, stale),
+        SIGNATURE_HEADER: sign(url, stale),
     }
     assert client.get(url, headers=headers).status_code == 403
     fresh = repr(__import__("time").time())
     forged = {TIMESTAMP_HEADER: fresh, SIGNATURE_HEADER: "0" * 64}
     assert client.get(url, headers=forged).status_code == 403
-    good = {TIMESTAMP_HEADER: fresh, SIGNATURE_HEADER: admin_data.sign(url, fresh)}
+    good = {TIMESTAMP_HEADER: fresh, SIGNATURE_HEADER: sign(url, fresh)}
     assert client.get(url, headers=good).status_code == 200
 
 
