@@ -132,3 +132,22 @@ async def test_a_web_process_relays_live_updates_from_the_workers(monkeypatch):
             await browser.disconnect()
         finally:
             await server.stop()
+
+
+async def test_the_admin_reads_locally_where_the_worker_runs_else_asks_the_router():
+    from django_faust.admin_data import default_admin_data
+
+    # memory://: one process holds everything.
+    memory_app, _, _ = worker("w5")
+    assert isinstance(default_admin_data(memory_app), LocalAdminData)
+
+    # Kafka: a web process (no worker started) asks the workers...
+    kafka_app = make_app("w6", broker="kafka://127.0.0.1:1")
+    remote = default_admin_data(kafka_app)
+    assert isinstance(remote, RemoteAdminData)
+    assert remote.admin_prefix == "/admin/"
+    # ...and the worker itself, once started, answers from its own tables.
+    kafka_app.running_loop = __import__("asyncio").get_running_loop()
+    assert isinstance(default_admin_data(kafka_app), LocalAdminData)
+    kafka_app.client_only = True  # a client start (sending) is no worker
+    assert isinstance(default_admin_data(kafka_app), RemoteAdminData)
