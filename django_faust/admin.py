@@ -32,18 +32,16 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from .admin_data import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
     AdminData,
     answer,
     get_admin_data,
     jsonable,
     row_id,
     search_key,
-    signed,
 )
 from .admin_edits import edits_topic, send_edit
 from .admin_models import StreamTable, StreamWorker
+from .web import signing
 
 __all__ = ["PERMISSION", "TableAdmin", "WorkerAdmin"]
 
@@ -220,10 +218,10 @@ class TableAdmin(_ReadOnlyAdmin):
 
     def data_view(self, request: HttpRequest, question: str) -> HttpResponse:
         """A worker's answer to a web process's signed question, as JSON."""
-        if not signed(
+        if not signing.verify(
             request.get_full_path(),
-            request.headers.get(TIMESTAMP_HEADER),
-            request.headers.get(SIGNATURE_HEADER),
+            request.headers.get(signing.TIMESTAMP_HEADER),
+            request.headers.get(signing.SIGNATURE_HEADER),
         ):
             raise PermissionDenied
         try:

@@ -8,9 +8,10 @@ this process, which is right when the worker serves the admin (the embedded
 default: ``manage.py faust worker`` serves the project's site).
 
 A web process that runs no worker holds no table data; there the answers
-have to come from the workers, through the router. `get_admin_data` is the
-one place that decides which source is used: set `admin_data_factory` (or
-pass another `AdminData` to the views) to answer from elsewhere.
+come from the workers, whose URLs the router knows (`RemoteAdminData` with
+`router_worker_urls`). `get_admin_data` is the one place that decides which
+source is used (`default_admin_data`): nothing to configure; set
+`admin_data_factory` only to answer from elsewhere.
 
 A page of keys never reads a whole table: each served partition is read in
 the order of its encoded keys from a cursor (`Store.page`), and the pages
@@ -31,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .exceptions import ImproperlyConfigured
+from .web import signing
 from .windows import HoppingWindow, SlidingWindow, TumblingWindow
 
 if TYPE_CHECKING:
@@ -47,10 +49,13 @@ __all__ = [
     "WorkerInfo",
     "admin_data_factory",
     "decode_cursor",
+    "default_admin_data",
     "encode_cursor",
     "get_admin_data",
     "jsonable",
+    "router_worker_urls",
     "row_id",
+    "runs_worker",
 ]
 
 #: Entries read per partition at most while looking for a page of one
@@ -536,41 +541,8 @@ def _entry(
 
 # -- asking the workers (a web process without a worker) -----------------------------
 
-#: Headers of a signed question from a web process to a worker.
-SIGNATURE_HEADER = "X-Django-Faust-Admin-Signature"
-TIMESTAMP_HEADER = "X-Django-Faust-Admin-Time"
-#: Seconds a signed question stays valid.
-SIGNATURE_TTL = 60.0
-
-#: ``fetch(url) -> (status, body)`` with the signature headers already set.
+#: ``fetch(url, headers) -> (status, body)``; the signature headers are given.
 Fetch = Callable[[str, dict[str, str]], tuple[int, bytes]]
-
-
-def sign(target: str, timestamp: str) -> str:
-    """HMAC (SHA-256, keyed by ``SECRET_KEY``) of a question's path and time."""
-    import hashlib
-    import hmac
-
-    from django.conf import settings
-
-    message = f"{timestamp}\n{target}".encode()
-    key = f"django-faust-admin:{settings.SECRET_KEY}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
-
-
-def signed(target: str, timestamp: str | None, signature: str | None) -> bool:
-    """Whether a question was signed by a process sharing our ``SECRET_KEY``."""
-    import hmac
-
-    if not timestamp or not signature:
-        return False
-    try:
-        age = abs(time.time() - float(timestamp))
-    except ValueError:
-        return False
-    return age <= SIGNATURE_TTL and hmac.compare_digest(
-        sign(target, timestamp), signature
-    )
 
 
 def answer(data: AdminData, question: str, query: Any) -> Any:
@@ -621,11 +593,13 @@ def _fetch_http(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
 class RemoteAdminData:
     """Answers by asking every worker (for a web process that runs none).
 
-    ``worker_urls()`` gives the base URL of each worker's site (the router
-    knows them: the group's assignment carries each worker's web URL).
+    ``worker_urls()`` gives the base URL of each worker's site; by default
+    (`router_worker_urls`) the router's: the group's assignment carries
+    each worker's web URL, and a web process reads it from the routes topic.
     Each worker answers from its own tables at ``<admin>/django_faust/
     streamtable/_data/<question>/``, a URL the admin mounts, open only to
-    questions signed with the ``SECRET_KEY`` both processes share. Pages of
+    questions signed with the ``SECRET_KEY`` both processes share
+    (`django_faust.web.signing`). Pages of
     the workers are merged in key order, as a worker merges its partitions.
     `subscribe` is refused: the live views relay the workers' own
     WebSockets instead (`django_faust.consumers`).
@@ -653,12 +627,7 @@ class RemoteAdminData:
             target += f"?{query}"
         answers = []
         for url in self.worker_urls():
-            timestamp = repr(time.time())
-            headers = {
-                TIMESTAMP_HEADER: timestamp,
-                SIGNATURE_HEADER: sign(target, timestamp),
-            }
-            status, body = self.fetch(url.rstrip("/") + target, headers)
+            status, body = self.fetch(url.rstrip("/") + target, signing.headers(target))
             if status == 404 and question == "page":
                 continue  # that worker has no such table (not declared there)
             if status != 200:
@@ -754,13 +723,61 @@ def _as_key(value: Any) -> Any:
     return value
 
 
-def _local(app: App) -> AdminData:
-    return LocalAdminData(app)
+def router_worker_urls(app: App) -> Callable[[], list[str]]:
+    """The web URLs of the group's workers, as the router knows them.
+
+    For sync code (the admin's views run in a thread): the router reads the
+    routes topic on the app's loop (the client's in a web process), at most
+    every ``ROUTES_MAX_AGE`` seconds. Workers serving no web announce no URL.
+    """
+
+    def worker_urls() -> list[str]:
+        from .client import call_sync
+
+        group = call_sync(
+            app,
+            app.router.refresh,
+            timeout=LocalAdminData.timeout,
+            sync_name="worker_urls",
+            async_name="app.router.refresh",
+        )
+        if group is None:
+            return []
+        return sorted({url for url in group.urls.values() if url})
+
+    return worker_urls
 
 
-#: Builds the `AdminData` the admin uses, from the project's app. Replace it
-#: to answer from the workers (a web process without a worker).
-admin_data_factory: Callable[[App], AdminData] = _local
+def runs_worker(app: App) -> bool:
+    """Whether this process runs the app's worker (so it holds table data).
+
+    True on the ``memory://`` transport (one process holds everything),
+    and once the worker has started the app (not a client-only start).
+    """
+    if app.transport.driver_name == "memory":
+        return True
+    return app.running_loop is not None and not app.client_only
+
+
+def _admin_prefix() -> str:
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        return reverse("admin:index")
+    except NoReverseMatch:
+        return "/admin/"
+
+
+def default_admin_data(app: App) -> AdminData:
+    """Local data where the worker runs; else ask the router's workers."""
+    if runs_worker(app):
+        return LocalAdminData(app)
+    return RemoteAdminData(app, router_worker_urls(app), admin_prefix=_admin_prefix())
+
+
+#: Builds the `AdminData` the admin uses, from the project's app: by default
+#: `default_admin_data`. Replace it to answer from elsewhere.
+admin_data_factory: Callable[[App], AdminData] = default_admin_data
 
 
 def get_admin_data(app: App | None = None) -> AdminData:

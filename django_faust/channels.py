@@ -312,7 +312,7 @@ class Channel:
         headers: Any = None,
         key_serializer: Any = None,
         value_serializer: Any = None,
-        timeout: float | None = client.SEND_TIMEOUT,
+        timeout: client.Timeout = client.SEND_TIMEOUT,
     ) -> RecordMetadata:
         """Deliver from sync code (any thread) and wait until it is queued.
 

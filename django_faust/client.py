@@ -38,6 +38,7 @@ from .exceptions import DjangoFaustError, ImproperlyConfigured, UnknownTopicErro
 
 if TYPE_CHECKING:
     from .app.base import App
+    from .conf import Settings
     from .topics import Topic
     from .types import RecordMetadata
 
@@ -58,12 +59,38 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Seconds `stop_clients` waits at exit for buffered messages to be sent.
-STOP_TIMEOUT = 30.0
-#: Seconds the first send waits for the client to connect to the broker.
-START_TIMEOUT = 60.0
-#: Default seconds `send_sync` waits for the broker's acknowledgement.
-SEND_TIMEOUT = 30.0
+
+class FromSettings:
+    """A ``timeout=`` default read from the app's settings at call time.
+
+    ``topic.send_sync(..., timeout=SEND_TIMEOUT)`` waits
+    ``FAUST["PRODUCER_SEND_TIMEOUT"]`` seconds: the signature shows where
+    the value comes from, and a change of the setting is seen by every call.
+    """
+
+    def __init__(self, setting: str, read: Callable[[Settings], float]) -> None:
+        self.setting = setting
+        self.read = read
+
+    def __repr__(self) -> str:
+        return f"<the {self.setting} setting>"
+
+    def of(self, app: App) -> float:
+        return self.read(app.conf)
+
+
+#: A timeout in seconds, None (wait forever), or a setting's (`FromSettings`).
+Timeout = float | None | FromSettings
+
+#: Default of the sync sends' ``timeout``: ``FAUST["PRODUCER_SEND_TIMEOUT"]``.
+SEND_TIMEOUT = FromSettings(
+    "PRODUCER_SEND_TIMEOUT", lambda conf: conf.producer_send_timeout
+)
+
+
+def timeout_for(app: App, timeout: Timeout) -> float | None:
+    """``timeout`` in seconds, the setting's value for a `FromSettings`."""
+    return timeout.of(app) if isinstance(timeout, FromSettings) else timeout
 
 
 class SyncCallInAsyncContext(DjangoFaustError, RuntimeError):
@@ -161,8 +188,14 @@ class Client:
             install_sigterm_handler()
             return startup
 
-    def loop(self, timeout: float | None = START_TIMEOUT) -> asyncio.AbstractEventLoop:
-        """The client's loop, started (and connected) if it was not."""
+    def loop(self, timeout: float | None = None) -> asyncio.AbstractEventLoop:
+        """The client's loop, started (and connected) if it was not.
+
+        Waits up to ``timeout`` seconds, ``FAUST["CLIENT_START_TIMEOUT"]``
+        by default.
+        """
+        if timeout is None:
+            timeout = self.app.conf.client_start_timeout
         return self.start().result(timeout)
 
     def _ensure_thread(self) -> asyncio.AbstractEventLoop:
@@ -201,8 +234,14 @@ class Client:
             raise
         return asyncio.get_running_loop()
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Flush and stop the App, then the loop and its thread."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Flush and stop the App, then the loop and its thread.
+
+        Each step waits up to ``timeout`` seconds,
+        ``FAUST["CLIENT_STOP_TIMEOUT"]`` by default.
+        """
+        if timeout is None:
+            timeout = self.app.conf.client_stop_timeout
         with self._lock:
             loop, thread, startup = self._loop, self._thread, self._startup
             self._loop = self._thread = self._startup = None
@@ -243,8 +282,11 @@ def get_client(app: App) -> Client:
         return client
 
 
-def stop_clients(timeout: float = STOP_TIMEOUT) -> None:
-    """Stop every client of this process, sending what they still hold."""
+def stop_clients(timeout: float | None = None) -> None:
+    """Stop every client of this process, sending what they still hold.
+
+    Each waits ``timeout`` seconds, its app's ``CLIENT_STOP_TIMEOUT`` by default.
+    """
     with _clients_lock:
         clients = list(_clients.values())
     for client in clients:
@@ -327,12 +369,13 @@ def call_sync(
     app: App,
     coro: Callable[[], Coroutine[Any, Any, T]],
     *,
-    timeout: float | None,
+    timeout: Timeout,
     sync_name: str,
     async_name: str,
 ) -> T:
     """Run ``coro()`` on the App's loop and wait for its result (sync code)."""
     refuse_in_event_loop(sync_name, async_name)
+    timeout = timeout_for(app, timeout)
     loop = target_loop(app)
     future = asyncio.run_coroutine_threadsafe(coro(), loop)
     try:

@@ -21,9 +21,10 @@ a task of the consumer sends it. A client that does not keep up is dropped
 a send takes longer than `send_timeout`: memory stays bounded and the
 agent unaffected.
 
-In a web process that runs no worker (``admin_data_factory`` gives a
-`RemoteAdminData`), the consumer relays: it connects to the same URL on
-every worker, signed with the ``SECRET_KEY`` they share, and passes their
+In a web process that runs no worker (`~django_faust.admin_data.get_admin_data`
+gives a `RemoteAdminData` there, with the router's worker URLs), the
+consumer relays: it connects to the same URL on every worker, signed with
+the ``SECRET_KEY`` they share (`django_faust.web.signing`), and passes their
 messages on.
 
 By default only staff users with ``django_faust.view_table`` may connect
@@ -43,6 +44,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import path
 
@@ -53,9 +55,8 @@ from .admin_data import (
     jsonable,
     row_id,
     search_key,
-    sign,
-    signed,
 )
+from .web import signing
 
 __all__ = ["TableUpdatesConsumer", "websocket_urlpatterns"]
 
@@ -150,7 +151,7 @@ class TableUpdatesConsumer(AsyncWebsocketConsumer):
         if self.permission is None or self.table_name in self.public:
             return True
         query = parse_qs(self.scope.get("query_string", b"").decode())
-        if signed(
+        if signing.verify(
             self.scope.get("path", ""),
             query.get(RELAY_TIME, [None])[0],
             query.get(RELAY_SIGNATURE, [None])[0],
@@ -264,12 +265,13 @@ class TableUpdatesConsumer(AsyncWebsocketConsumer):
 
         path = self.scope.get("path", "")
         timestamp = repr(time.time())
-        query = {RELAY_TIME: timestamp, RELAY_SIGNATURE: sign(path, timestamp)}
+        query = {RELAY_TIME: timestamp, RELAY_SIGNATURE: signing.sign(path, timestamp)}
         key = parse_qs(self.scope.get("query_string", b"").decode()).get("key")
         if key:
             query["key"] = key[0]
         connections = []
-        for url in data.worker_urls():
+        # The router may read the routes topic: not on this loop's time.
+        for url in await sync_to_async(data.worker_urls, thread_sensitive=False)():
             target = url.rstrip("/").replace("http", "ws", 1) + path
             try:
                 connections.append(

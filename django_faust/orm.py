@@ -28,9 +28,12 @@ connection that died silently still fails its next query there.
         async for order in orders:
             await save_order(order)
 
-The worker also closes obsolete connections of that thread every
-`HOUSEKEEPING_INTERVAL` seconds, between the agents' calls, as the end of a
-request would (`close_old_connections_periodically`).
+The worker also closes obsolete connections of that thread between
+batches, as the end of a request would: once per fetch that handed events
+out (`CloseOldConnections`, the consumer's ``between_batches`` callback),
+never per event, and never twice at once. A worker that receives nothing
+closes nothing, as a site without requests does; `database_sync_to_async`
+checks its connections before each call anyway.
 """
 
 from __future__ import annotations
@@ -43,17 +46,13 @@ from asgiref.sync import SyncToAsync, sync_to_async
 from django.db import close_old_connections, connections
 
 __all__ = [
-    "HOUSEKEEPING_INTERVAL",
+    "CloseOldConnections",
     "DatabaseSyncToAsync",
-    "close_old_connections_periodically",
     "close_unusable_connections",
     "database_sync_to_async",
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Seconds between the worker's closing of obsolete connections.
-HOUSEKEEPING_INTERVAL = 10.0
 
 
 def _answers(conn: Any) -> bool:
@@ -103,18 +102,37 @@ class DatabaseSyncToAsync(SyncToAsync):
 database_sync_to_async = DatabaseSyncToAsync
 
 
-async def close_old_connections_periodically(
-    interval: float = HOUSEKEEPING_INTERVAL,
-) -> None:
-    """Close obsolete connections of the sync thread every ``interval`` seconds.
+class CloseOldConnections:
+    """Close obsolete connections of the agents' sync thread, in the background.
 
-    Runs in the thread the agents' ``sync_to_async`` calls use (the one
-    thread-sensitive executor), so it never closes a connection in use.
+    Call it between batches (the worker gives it to the consumer): it
+    queues ``close_old_connections`` on the thread the agents'
+    ``sync_to_async`` calls use (the one thread-sensitive executor), so it
+    runs between two of their calls and never closes a connection in use.
+    A call while the previous one is still queued does nothing: the cost
+    on the fetch path is one attribute check.
     """
-    close = sync_to_async(close_old_connections, thread_sensitive=True)
-    while True:
-        await asyncio.sleep(interval)
+
+    def __init__(self) -> None:
+        self._close = sync_to_async(close_old_connections, thread_sensitive=True)
+        self._running: asyncio.Future[None] | None = None
+        #: How many times connections were checked (for tests and stats).
+        self.runs = 0
+
+    def __call__(self) -> None:
+        if self._running is None:
+            self._running = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
         try:
-            await close()
+            await self._close()
+            self.runs += 1
         except Exception as exc:  # a broken database must not stop the worker
             logger.warning("Closing old database connections failed: %r", exc)
+        finally:
+            self._running = None
+
+    async def wait(self) -> None:
+        """Wait for a queued check to finish (at shutdown)."""
+        if self._running is not None:
+            await asyncio.shield(self._running)

@@ -345,7 +345,7 @@ class Topic(Channel):
         headers: Any = None,
         key_serializer: Any = None,
         value_serializer: Any = None,
-        timeout: float | None = client.SEND_TIMEOUT,
+        timeout: client.Timeout = client.SEND_TIMEOUT,
     ) -> RecordMetadata:
         """Send from sync code and wait for the broker's acknowledgement.
 
@@ -370,7 +370,9 @@ class Topic(Channel):
             key_serializer=key_serializer,
             value_serializer=value_serializer,
         )
-        return client.wait_delivery(self.get_topic_name(), key, result, timeout)
+        return client.wait_delivery(
+            self.get_topic_name(), key, result, client.timeout_for(self.app, timeout)
+        )
 
     def send_on_commit(
         self,

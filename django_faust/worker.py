@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .app.base import App
+    from .orm import CloseOldConnections
 
 __all__ = ["RepeatFilter", "Worker", "setup_logging"]
 
@@ -153,10 +154,9 @@ class Worker:
         app.on_worker_init.send()
         self._say(self.banner())
         crashed = False
-        housekeeping: asyncio.Future[None] | None = None
+        housekeeping = app.housekeeping = self._db_housekeeping()
         try:
             await app.start()
-            housekeeping = self._start_db_housekeeping()
             await self._start_web()
             logger.info("Worker ready: %s", app.conf.id)
             stop_waiter = asyncio.ensure_future(self._stop_requested.wait())
@@ -173,22 +173,23 @@ class Worker:
             crashed = True
             logger.critical("Worker failed to start: %r", exc, exc_info=exc)
         finally:
+            app.housekeeping = None
             if housekeeping is not None:
-                housekeeping.cancel()
+                await housekeeping.wait()
             await self._stop_web()
             await app.stop()
             logger.info("Worker stopped.")
         return 1 if crashed else 0
 
-    def _start_db_housekeeping(self) -> asyncio.Future[None] | None:
-        """Close obsolete DB connections now and then, as requests would."""
+    def _db_housekeeping(self) -> CloseOldConnections | None:
+        """Close obsolete DB connections between batches, as requests would."""
         from django.conf import settings
 
         if not settings.configured or not getattr(settings, "DATABASES", None):
             return None
-        from .orm import close_old_connections_periodically
+        from .orm import CloseOldConnections
 
-        return asyncio.ensure_future(close_old_connections_periodically())
+        return CloseOldConnections()
 
     def _apply_web_options(
         self, enabled: bool | None, port: int | None, bind: str | None

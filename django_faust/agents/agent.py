@@ -538,7 +538,9 @@ class Agent(Service):
                 timeout=timeout,
             ),
             # The ask times out on the loop; this only guards a stuck loop.
-            timeout=None if timeout is None else timeout + client.START_TIMEOUT,
+            timeout=None
+            if timeout is None
+            else timeout + self.app.conf.client_start_timeout,
             sync_name="Agent.ask_sync",
             async_name="agent.ask",
         )
@@ -550,7 +552,7 @@ class Agent(Service):
         key: Any = None,
         partition: int | None = None,
         headers: Any = None,
-        timeout: float | None = client.SEND_TIMEOUT,
+        timeout: client.Timeout = client.SEND_TIMEOUT,
     ) -> None:
         """`cast` from sync code: returns once the broker has the value."""
         self.channel.send_sync(

@@ -169,6 +169,9 @@ class App(Service):
         self.client_only = False
         #: The event loop the app runs on while started (see ``client.py``).
         self.running_loop: asyncio.AbstractEventLoop | None = None
+        #: Called between fetched batches (the worker closes obsolete
+        #: database connections there; see `django_faust.orm`).
+        self.housekeeping: Callable[[], object] | None = None
         self._transport: Transport | None = None
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
@@ -301,6 +304,7 @@ class App(Service):
         return ConsumerCallbacks(
             topics=conductor.topic_names,
             deliver=deliver,
+            between_batches=self._between_batches,
             passive=lambda: conductor.passive,
             before_commit=self._before_commit,
             after_commit=self._after_commit,
@@ -316,6 +320,10 @@ class App(Service):
             standby_topics=lambda: self.tables.standby_topics(),
             copartitioned=getattr(self, "assignor_copartitioned_groups", None),
         )
+
+    def _between_batches(self) -> None:
+        if self.housekeeping is not None:
+            self.housekeeping()
 
     async def _rebalance_started(self) -> None:
         self._rebalance_started_at = time.monotonic()

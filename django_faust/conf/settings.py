@@ -340,6 +340,24 @@ class Settings:
         help="Compression of produced batches: None, 'gzip', 'snappy', 'lz4' "
         "or 'zstd'.",
     )
+    producer_send_timeout: Setting[float] = _seconds(
+        30.0,
+        "Default seconds a send from sync code (topic.send_sync, "
+        "agent.cast_sync, channel.send_sync) waits for the broker's "
+        "acknowledgement before raising TimeoutError; a call's timeout= "
+        "overrides it.",
+    )
+    client_start_timeout: Setting[float] = _seconds(
+        60.0,
+        "In a process without a worker (web, shell, Celery), seconds the first "
+        "send from sync code waits for the client to start and connect to the "
+        "broker.",
+    )
+    client_stop_timeout: Setting[float] = _seconds(
+        30.0,
+        "In a process without a worker, seconds the client is given at exit "
+        "(or SIGTERM) to send the messages it still holds before stopping.",
+    )
 
     table_standby_replicas: Setting[int] = Setting(
         int,

@@ -72,6 +72,9 @@ class ConsumerCallbacks:
     topics: Callable[[], Iterable[str]]
     #: Hand a fetched batch (already tracked for acks) to its readers.
     deliver: Callable[[Batch], None]
+    #: Once per fetch that handed batches out, never per event: the
+    #: worker's housekeeping (closing obsolete database connections).
+    between_batches: Callable[[], object] = lambda: None
     #: Topics subscribed for their assignment only (table changelogs): kept
     #: paused and never tracked.
     passive: Callable[[], Collection[str]] = frozenset
@@ -278,6 +281,7 @@ class Consumer(Service, abc.ABC):
     @Service.task
     async def _fetcher(self) -> None:
         deliver = self.callbacks.deliver
+        between_batches = self.callbacks.between_batches
         trackers = self.trackers
         while not self.should_stop:
             if not self._fetching.is_set():
@@ -301,6 +305,8 @@ class Consumer(Service, abc.ABC):
                 tracker.add(batch)
                 self.messages_received += len(messages)
                 deliver(batch)
+            if records:
+                between_batches()
 
     @Service.task
     async def _committer(self) -> None:

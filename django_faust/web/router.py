@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import ImproperlyConfigured
 from ..transport.memory import partition_for_key
 from ..types import TP
+from . import signing
 from .http import HTTPClient, WorkerUnreachable
 
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORWARDED_HEADER",
-    "SIGNATURE_HEADER",
     "Route",
     "RouteUnavailable",
     "Router",
@@ -54,31 +54,10 @@ logger = logging.getLogger(__name__)
 
 #: Request header of a forwarded request: the receiver never forwards again.
 FORWARDED_HEADER = "X-Faust-Forwarded"
-#: Request header with which a worker signs its ``ask`` of another worker.
-SIGNATURE_HEADER = "X-Faust-Signature"
-_SIGNATURE_SALT = "django_faust.web.router.ask"
 #: Seconds a web process trusts the assignment it read from the routes topic.
 ROUTES_MAX_AGE = 2.0
 #: Seconds a client is told to wait (``Retry-After``) while a key has no owner.
 RETRY_AFTER = 1
-
-
-def sign(target: str) -> str:
-    """The signature of a request for ``target`` (path and query).
-
-    Workers of one project share ``SECRET_KEY``: a worker's `Router.ask`
-    is let in by another even where the key view is closed to the public.
-    """
-    from django.utils.crypto import salted_hmac
-
-    return salted_hmac(_SIGNATURE_SALT, target, algorithm="sha256").hexdigest()
-
-
-def signed(target: str, signature: str | None) -> bool:
-    """Whether ``signature`` is `sign`'s for ``target``."""
-    from django.utils.crypto import constant_time_compare
-
-    return signature is not None and constant_time_compare(sign(target), signature)
 
 
 class RouteUnavailable(Exception):
@@ -317,7 +296,7 @@ class Router:
             response = await self.http.request(
                 "GET",
                 f"{route.url.rstrip('/')}{target}",
-                headers={FORWARDED_HEADER: "1", SIGNATURE_HEADER: sign(target)},
+                headers={FORWARDED_HEADER: "1", **signing.headers(target)},
                 timeout=timeout,
             )
         except WorkerUnreachable as exc:

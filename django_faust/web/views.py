@@ -22,9 +22,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
 from ..types import TP
+from . import signing
 from .access import allowed
 from .pages import forward, unavailable
-from .router import FORWARDED_HEADER, SIGNATURE_HEADER, signed
+from .router import FORWARDED_HEADER
 
 if TYPE_CHECKING:
     from ..app.base import App
@@ -83,8 +84,10 @@ _HINT = (
 
 def _worker_asks(request: HttpRequest, name: str) -> bool:
     """A signed `Router.ask` of another worker of this project."""
-    return name == "table-key" and signed(
-        request.get_full_path(), request.headers.get(SIGNATURE_HEADER)
+    return name == "table-key" and signing.verify(
+        request.get_full_path(),
+        request.headers.get(signing.TIMESTAMP_HEADER),
+        request.headers.get(signing.SIGNATURE_HEADER),
     )
 
 

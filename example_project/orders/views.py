@@ -16,6 +16,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
+from django_faust import app
 from django_faust.exceptions import RecordValidationError
 
 from .agents import orders_topic
@@ -78,6 +79,18 @@ async def counts(request: HttpRequest) -> JsonResponse:
             for account in sorted(order_counts)
         }
     )
+
+
+@app.page("count/<str:account>/")
+@app.table_route(table=order_counts, match_info="account", topic=orders_topic)
+async def count(request: HttpRequest, account: str) -> JsonResponse:
+    """The number of orders of ``account``, from the worker that holds it.
+
+    ``topic=orders_topic``: the orders are keyed by the account's raw text,
+    so that topic (not the table's JSON changelog) says which partition, and
+    hence which worker, holds the account.
+    """
+    return JsonResponse({"account": account, "orders": order_counts[account]})
 
 
 @require_GET

@@ -165,6 +165,79 @@ def test_worker_processes_events_and_stops_cleanly_on_signal(signum):
     assert "Worker stopped." in out
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _http(url: str, data: bytes | None = None) -> tuple[int, str, str]:
+    """(status, final URL after redirects, body) of a request to the worker."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, data=data, timeout=10) as response:
+            return response.status, response.url, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, url, error.read().decode()
+
+
+def test_the_worker_serves_the_site_pages_and_faust_views():
+    """README's first command: the site, the dashboard, /faust/ and the admin."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "faust", "worker", "--web-port", str(port)],
+        cwd=EXAMPLE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        env=user_env(),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if _http(f"{base}/faust/health/ready/")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, "the worker exited"
+            assert time.monotonic() < deadline, "the worker never became ready"
+            time.sleep(0.2)
+
+        status, url, body = _http(f"{base}/")
+        assert (status, url) == (200, f"{base}/orders/dashboard/")
+        assert _http(f"{base}/orders/")[0] == 200
+        assert _http(f"{base}/orders/dashboard/")[0] == 200
+        status, _, body = _http(f"{base}/faust/stats/")
+        assert status == 200 and json.loads(body)["app_id"] == "example"
+        status, url, body = _http(f"{base}/admin/")
+        assert status == 200 and "/admin/login/" in url, url
+
+        # The @app.page + @app.table_route of orders/views.py.
+        order = json.dumps({"account": "zed", "product": "tea", "amount": 3})
+        assert _http(f"{base}/orders/", order.encode())[0] == 202
+        deadline = time.monotonic() + 10
+        while True:
+            status, _, body = _http(f"{base}/faust/count/zed/")
+            assert status == 200, body
+            if json.loads(body) == {"account": "zed", "orders": 1}:
+                break
+            assert time.monotonic() < deadline, body
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+
+
 def test_tables_lists_the_project_tables():
     result = manage("tables", "--json")
     assert result.returncode == 0, result.stderr

@@ -44,9 +44,25 @@ class Answer:
         return json.loads(self.body)
 
 
-def _get(url: str) -> Answer:
+#: ``manage.py shell -c``: a staff user's session key, for the admin pages.
+STAFF_SESSION = """
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth.models import User
+from django.contrib.sessions.backends.db import SessionStore
+user = User.objects.create_superuser("staff", "staff@example.com", "staff")
+session = SessionStore()
+session[SESSION_KEY] = str(user.pk)
+session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+session.create()
+print(session.session_key)
+"""
+
+
+def _get(url: str, cookie: str | None = None) -> Answer:
+    request = urllib.request.Request(url, headers={"Cookie": cookie} if cookie else {})
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:
             return Answer(
                 response.status,
                 {k.lower(): v for k, v in response.headers.items()},
@@ -60,8 +76,8 @@ def _get(url: str) -> Answer:
         return Answer(0, {}, str(error).encode())
 
 
-async def get(url: str) -> Answer:
-    return await asyncio.to_thread(_get, url)
+async def get(url: str, cookie: str | None = None) -> Answer:
+    return await asyncio.to_thread(_get, url, cookie)
 
 
 async def send_orders(project: Project) -> None:
@@ -117,6 +133,8 @@ async def test_table_routes_forward_to_the_owner_and_follow_a_failover(
 ) -> None:
     project: Project = project_factory("web")
     await project.declare_topics()
+    project.manage("migrate", "--verbosity", "0")
+    session = project.manage("shell", "-c", STAFF_SESSION).strip().splitlines()[-1]
     port_a, port_b, port_web = free_port(), free_port(), free_port()
     a = project.start_worker(web_port=port_a)
     b = project.start_worker(web_port=port_b)
@@ -174,6 +192,16 @@ async def test_table_routes_forward_to_the_owner_and_follow_a_failover(
     assert sorted(m["url"] for m in members.values()) == sorted([base_a, base_b])
     asked = (await get(f"{base_web}faust/ask/acct-5/")).json()
     assert asked["count"] == ACCOUNTS["acct-5"]
+    # Its admin asks both workers (the router knows their URLs; nothing to
+    # configure): the table page lists the keys of both.
+    page = await get(
+        f"{base_web}admin/django_faust/streamtable/order-counts/",
+        cookie=f"sessionid={session}",
+    )
+    assert page.status == 200, page.body[:500]
+    html_page = page.body.decode()
+    for account in ACCOUNTS:
+        assert account in html_page, account
 
     # Everything committed before the kill: the new owner recovers it all.
     await wait_committed(project, base_a, base_b)

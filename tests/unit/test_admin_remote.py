@@ -8,13 +8,9 @@ from django.test import Client
 from django.urls import path
 
 from django_faust import admin_data
-from django_faust.admin_data import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    LocalAdminData,
-    RemoteAdminData,
-)
+from django_faust.admin_data import LocalAdminData, RemoteAdminData
 from django_faust.testing import make_app, running
+from django_faust.web.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -82,13 +78,13 @@ def test_unsigned_or_stale_questions_are_refused(client):
     stale = "1000.0"
     headers = {
         TIMESTAMP_HEADER: stale,
-        SIGNATURE_HEADER: admin_data.sign(url, stale),
+        SIGNATURE_HEADER: sign(url, stale),
     }
     assert client.get(url, headers=headers).status_code == 403
     fresh = repr(__import__("time").time())
     forged = {TIMESTAMP_HEADER: fresh, SIGNATURE_HEADER: "0" * 64}
     assert client.get(url, headers=forged).status_code == 403
-    good = {TIMESTAMP_HEADER: fresh, SIGNATURE_HEADER: admin_data.sign(url, fresh)}
+    good = {TIMESTAMP_HEADER: fresh, SIGNATURE_HEADER: sign(url, fresh)}
     assert client.get(url, headers=good).status_code == 200
 
 
@@ -136,3 +132,22 @@ async def test_a_web_process_relays_live_updates_from_the_workers(monkeypatch):
             await browser.disconnect()
         finally:
             await server.stop()
+
+
+async def test_the_admin_reads_locally_where_the_worker_runs_else_asks_the_router():
+    from django_faust.admin_data import default_admin_data
+
+    # memory://: one process holds everything.
+    memory_app, _, _ = worker("w5")
+    assert isinstance(default_admin_data(memory_app), LocalAdminData)
+
+    # Kafka: a web process (no worker started) asks the workers...
+    kafka_app = make_app("w6", broker="kafka://127.0.0.1:1")
+    remote = default_admin_data(kafka_app)
+    assert isinstance(remote, RemoteAdminData)
+    assert remote.admin_prefix == "/admin/"
+    # ...and the worker itself, once started, answers from its own tables.
+    kafka_app.running_loop = __import__("asyncio").get_running_loop()
+    assert isinstance(default_admin_data(kafka_app), LocalAdminData)
+    kafka_app.client_only = True  # a client start (sending) is no worker
+    assert isinstance(default_admin_data(kafka_app), RemoteAdminData)

@@ -316,3 +316,19 @@ async def test_local_channels_take_sync_sends_from_threads(faust_app):
         with pytest.raises(SyncCallInAsyncContext, match=r"channel\.send"):
             channel.send_sync(value="in the loop")
     assert got == ["sync", "soon", "committed"]
+
+
+def test_sync_sends_wait_producer_send_timeout_unless_told(monkeypatch):
+    from django_faust import client as client_module
+
+    app = make_app(producer_send_timeout=0.2)
+    topic = app.topic("slow", value_type=int)
+    # A broker that never acknowledges.
+    monkeypatch.setattr(
+        client_module, "send_soon", lambda *a, **k: concurrent.futures.Future()
+    )
+    with pytest.raises(TimeoutError, match=r"within 0\.2s"):
+        topic.send_sync(value=1)
+    with pytest.raises(TimeoutError, match=r"within 0\.1s"):
+        topic.send_sync(value=1, timeout=0.1)
+    assert repr(client_module.SEND_TIMEOUT) == "<the PRODUCER_SEND_TIMEOUT setting>"

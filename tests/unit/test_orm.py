@@ -76,3 +76,32 @@ def test_connections_in_an_atomic_block_are_left_alone(scratch):
     finally:
         conn.in_atomic_block = False
         conn.connection = None
+
+
+async def test_the_worker_closes_old_connections_between_batches_not_per_event(
+    monkeypatch,
+):
+    from django_faust.testing import make_app, running
+    from tests.helpers import wait_for
+
+    closed = []
+    monkeypatch.setattr(orm, "close_old_connections", lambda: closed.append(1))
+    app = make_app()
+    topic = app.topic("orders", value_type=int)
+    seen = []
+
+    @app.agent(topic)
+    async def consume(stream):
+        async for value in stream:
+            seen.append(value)
+
+    app.housekeeping = housekeeping = orm.CloseOldConnections()
+    async with running(app):
+        for i in range(500):
+            await topic.send(value=i)
+        await wait_for(lambda: len(seen) == 500)
+        await wait_for(lambda: housekeeping.runs >= 1)
+        await housekeeping.wait()
+    assert housekeeping.runs == len(closed)
+    # Once per fetch at most, and a fetch hands out many events.
+    assert 1 <= len(closed) < 100, len(closed)

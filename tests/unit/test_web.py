@@ -274,17 +274,31 @@ async def test_the_key_view_lets_in_only_signed_asks_in_production(
     running: Any,
 ) -> None:
     import base64
+    import time
 
-    from django_faust.web.router import SIGNATURE_HEADER, sign
+    from django_faust.web import signing
 
     await _send_orders({"acct-4": 2})
     key = base64.urlsafe_b64encode(b"acct-4").decode()
     target = f"/faust/tables/order-counts/key/?key={key}"
     client = AsyncClient()
     assert (await client.get(target)).status_code == 403
-    forged = await client.get(target, headers={SIGNATURE_HEADER: "0" * 64})
+    now = repr(time.time())
+    forged = await client.get(
+        target,
+        headers={signing.TIMESTAMP_HEADER: now, signing.SIGNATURE_HEADER: "0" * 64},
+    )
     assert forged.status_code == 403
-    answer = await client.get(target, headers={SIGNATURE_HEADER: sign(target)})
+    stale = repr(time.time() - 2 * signing.MAX_AGE)
+    replayed = await client.get(
+        target,
+        headers={
+            signing.TIMESTAMP_HEADER: stale,
+            signing.SIGNATURE_HEADER: signing.sign(target, stale),
+        },
+    )
+    assert replayed.status_code == 403
+    answer = await client.get(target, headers=signing.headers(target))
     assert answer.status_code == 200
     assert (
         order_counts.changelog_topic.decode_value(answer.content)

@@ -44,10 +44,36 @@ DEBUG = bool(WORKER_WEB_PORT)
 ROOT_URLCONF = "urls"
 USE_TZ = True
 INSTALLED_APPS = [
+    # The admin: a web process without a worker shows the workers' tables.
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
     "django_faust",
     "counting.apps.CountingConfig",
 ]
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+STATIC_URL = "static/"
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
 ROOT_URLCONF = "urls"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
