@@ -197,3 +197,33 @@ async def test_the_event_in_hand_at_a_rebalance_is_finished_and_committed_once()
             await asyncio.sleep(0.1)
     offsets = [(p, o) for _, p, o in done]
     assert sorted(offsets) == sorted(set(offsets)), done
+
+
+async def test_a_rebalance_waits_for_the_event_in_hand_no_longer_than_the_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    one = make_app("stuck", commit_interval=1000.0)
+    one.shutdown_timeout = 0.2  # WORKER_SHUTDOWN_TIMEOUT
+    two = make_app("stuck", broker=one.conf.broker_url, commit_interval=1000.0)
+    two.shutdown_timeout = 0.2
+    never = asyncio.Event()
+    for app in (one, two):
+        topic = app.topic("jobs", partitions=2, value_type=int)
+
+        @app.agent(topic, name="worker")
+        async def worker(stream: Any) -> None:
+            async for _ in stream:
+                await never.wait()
+
+    jobs = one.topic("jobs", partitions=2, value_type=int)
+    async with running(one):
+        await jobs.send(value=0, partition=0)
+        await jobs.send(value=1, partition=1)
+        await asyncio.sleep(0.05)  # the first event in hand, never finished
+        async with running(two):
+            await wait_for(lambda: "still being processed after 0.2s" in caplog.text)
+            await wait_for(lambda: len(two.consumer.assignment()) == 1)
+            await wait_for(lambda: len(one.consumer.assignment()) == 1)
+            # Nothing was finished, so nothing was committed.
+            assert committed(one) == {}
+        never.set()
