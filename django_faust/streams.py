@@ -254,9 +254,7 @@ class Stream:
                 elif not held.acked:
                     held.acked = True
                     batch.release(pos)
-            came_back, self._came_back = self._came_back, None
-            if came_back is not None and not came_back.done():
-                came_back.set_result(None)
+            self._let_go()
             if self._stop_future is not None:
                 await self._park()
 
@@ -301,6 +299,7 @@ class Stream:
         """
         if self._message is None:
             return None
+        self._let_go()
         event = self._event
         if event is not None and event.acked:
             self._message = None
@@ -310,6 +309,12 @@ class Stream:
         if event is not None:
             event.acked = True
         return held
+
+    def _let_go(self) -> None:
+        """The reader is done with the event it held: tell a waiting rebalance."""
+        came_back, self._came_back = self._came_back, None
+        if came_back is not None and not came_back.done():
+            came_back.set_result(None)
 
     def in_hand(self, tps: AbstractSet[TP]) -> list[asyncio.Future[None]]:
         """Futures done when readers come back from events of ``tps`` they hold.
