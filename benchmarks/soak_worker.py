@@ -7,9 +7,9 @@ environment (the soak scripts set it):
 * ``SOAK_IN``, ``SOAK_OUT``: the input topic and the sink topic;
 * ``SOAK_DATADIR``: the data directory (kept across restarts);
 * ``SOAK_STORE``: ``rocksdb://`` (default) or ``memory://``;
-* ``SOAK_LOG``: a file that gets ``<partition> <offset>`` per processed
-  event, appended and flushed per line, so a SIGKILLed worker's work is
-  still known;
+* ``SOAK_LOG``: a file that gets ``<partition> <offset> <id>`` per
+  processed event, appended and flushed per line, so a SIGKILLed worker's
+  work is still known;
 * ``SOAK_LOGLEVEL``: the worker's log level (default ``warning``);
 * ``SOAK_RATE``: at most this many events per second (0: as fast as it
   goes), so that a soak's kills land while events are being processed.
@@ -65,7 +65,9 @@ def build() -> Any:
                 sink.send_soon(key=event.key, value=event.value["id"])
                 if log is not None:
                     message = event.message
-                    log.write(f"{message.partition} {message.offset}\n")
+                    log.write(
+                        f"{message.partition} {message.offset} {event.value['id']}\n"
+                    )
                     log.flush()
         finally:
             if log is not None:

@@ -17,6 +17,7 @@ import logging
 from contextvars import ContextVar
 from typing import (
     TYPE_CHECKING,
+    AbstractSet,
     Any,
     AsyncIterator,
     Awaitable,
@@ -30,7 +31,7 @@ from .exceptions import ImproperlyConfigured
 if TYPE_CHECKING:
     from .app.base import App
     from .channels import Channel, Subscription
-    from .types import MessageT
+    from .types import TP, MessageT
 
 __all__ = ["Stream", "current_event", "current_message", "current_stream"]
 
@@ -107,6 +108,8 @@ class Stream:
         self._index = 0
         self._value: Any = None
         self._event: Event | None = None
+        # Rebalance: see `in_hand`.
+        self._came_back: asyncio.Future[None] | None = None
         # Shutdown: see `request_stop`.
         self._stop_future: asyncio.Future[None] | None = None
         self._waiting = True
@@ -251,6 +254,7 @@ class Stream:
                 elif not held.acked:
                     held.acked = True
                     batch.release(pos)
+            self._let_go()
             if self._stop_future is not None:
                 await self._park()
 
@@ -295,6 +299,7 @@ class Stream:
         """
         if self._message is None:
             return None
+        self._let_go()
         event = self._event
         if event is not None and event.acked:
             self._message = None
@@ -304,6 +309,28 @@ class Stream:
         if event is not None:
             event.acked = True
         return held
+
+    def _let_go(self) -> None:
+        """The reader is done with the event it held: tell a waiting rebalance."""
+        came_back, self._came_back = self._came_back, None
+        if came_back is not None and not came_back.done():
+            came_back.set_result(None)
+
+    def in_hand(self, tps: AbstractSet[TP]) -> list[asyncio.Future[None]]:
+        """Futures done when readers come back from events of ``tps`` they hold.
+
+        A rebalance waits on them before the revoked partitions' last commit:
+        the event an agent is in the middle of is then committed by this
+        worker, instead of being processed again by the partition's next
+        owner (or by this worker, when the partition comes back to it).
+        """
+        futures = [fut for child in self._children for fut in child.in_hand(tps)]
+        batch = self._batch
+        if self._message is not None and batch is not None and batch.tp in tps:
+            if self._came_back is None:
+                self._came_back = asyncio.get_running_loop().create_future()
+            futures.append(self._came_back)
+        return futures
 
     def ack(self, event: Event) -> bool:
         """Acknowledge an event of a `noack` stream."""

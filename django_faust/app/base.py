@@ -309,6 +309,7 @@ class App(Service):
             before_commit=self._before_commit,
             after_commit=self._after_commit,
             on_revoking=conductor.revoke,
+            finish_in_hand=self._finish_in_hand,
             on_revoked=lambda tps: self.on_partitions_revoked.send(tps),
             on_assigning=lambda tps, standbys: self.tables.on_partitions_assigned(
                 tps, standbys
@@ -324,6 +325,29 @@ class App(Service):
     def _between_batches(self) -> None:
         if self.housekeeping is not None:
             self.housekeeping()
+
+    async def _finish_in_hand(self, revoked: set[TP]) -> None:
+        """Wait for agents to finish the events of ``revoked`` they hold.
+
+        Up to WORKER_SHUTDOWN_TIMEOUT, as a stop does: the revoke's commit
+        then covers them, and no worker processes them again.
+        """
+        waits = [
+            fut
+            for agent in self.agents.values()
+            for actor in agent.actors
+            for fut in actor.stream.in_hand(revoked)
+        ]
+        if not waits:
+            return
+        _, pending = await asyncio.wait(waits, timeout=self.shutdown_timeout)
+        if pending:
+            logger.warning(
+                "A rebalance took partitions from %d agent event(s) still being "
+                "processed after %.1fs; their next owner processes them again.",
+                len(pending),
+                self.shutdown_timeout,
+            )
 
     async def _rebalance_started(self) -> None:
         self._rebalance_started_at = time.monotonic()

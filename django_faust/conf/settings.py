@@ -268,7 +268,9 @@ class Settings:
         "the events in hand, and the producer and table changelogs to "
         "flush, before the final commit and leaving the group; an event "
         "still in hand then is processed again after the restart. "
-        "'faust worker --shutdown-timeout' overrides it.",
+        "'faust worker --shutdown-timeout' overrides it. A rebalance gives "
+        "agents as long to finish the events in hand of the partitions it "
+        "takes away, before their last commit.",
     )
 
     stream_buffer_maxsize: Setting[int] = Setting(

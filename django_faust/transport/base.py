@@ -61,9 +61,10 @@ class ConsumerCallbacks:
     signals or a monitor (a test's) leaves the rest at their defaults, which
     do nothing.
 
-    One rebalance calls, in order: ``on_rebalance_start``, ``on_revoking``
-    and ``on_revoked`` (when something was held), ``on_rebalance_return``,
-    ``on_assigning``, ``on_assigned``, ``on_rebalance_complete``. Every
+    One rebalance calls, in order: ``on_rebalance_start``, ``on_revoking``,
+    ``finish_in_hand`` and ``on_revoked`` (when something was held),
+    ``on_rebalance_return``, ``on_assigning``, ``on_assigned``,
+    ``on_rebalance_complete``. Every
     commit calls ``before_commit``, then commits, then ``after_commit``.
     """
 
@@ -86,6 +87,9 @@ class ConsumerCallbacks:
     #: Partitions being revoked, before their last commit: stop handing out
     #: their buffered events.
     on_revoking: Callable[[set[TP]], object] = lambda revoked: None
+    #: Then, still before that commit: let the events of those partitions
+    #: that agents hold be finished (bounded), so the commit covers them.
+    finish_in_hand: Callable[[set[TP]], Awaitable[Any]] = _nothing
     #: Partitions revoked, committed and forgotten.
     on_revoked: Callable[[set[TP]], Awaitable[Any]] = _nothing
     #: A new assignment (active partitions, standby copies), before a
@@ -417,6 +421,7 @@ class Consumer(Service, abc.ABC):
         if not revoked:
             return
         self.callbacks.on_revoking(revoked)
+        await self.callbacks.finish_in_hand(revoked)
         try:
             await self.commit(revoked)
         except Exception as exc:

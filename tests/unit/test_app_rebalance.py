@@ -6,6 +6,7 @@ commit from inside the application when a batch of work is known to be done.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -156,3 +157,73 @@ async def test_app_commit_refuses_a_bare_topic_name() -> None:
         await app.commit("orders")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="topic names and TPs"):
         await app.commit({42})  # type: ignore[arg-type]
+
+
+async def test_the_event_in_hand_at_a_rebalance_is_finished_and_committed_once() -> (
+    None
+):
+    # An agent is in the middle of an event (awaiting something) when a
+    # second worker joins and the partitions are revoked. The event is
+    # finished, and its offset committed, before the partitions are given
+    # up: no worker processes it again.
+    one = make_app("in-hand", commit_interval=1000.0)
+    two = make_app("in-hand", broker=one.conf.broker_url, commit_interval=1000.0)
+    gate = asyncio.Event()
+    done: list[tuple[str, int, int]] = []
+    for app in (one, two):
+        topic = app.topic("jobs", partitions=2, value_type=int)
+
+        @app.agent(topic, name="worker")
+        async def worker(stream: Any, app: Any = app) -> None:
+            async for event in stream.events():
+                if event.value == 1:
+                    await gate.wait()  # held here while the group rebalances
+                message = event.message
+                done.append((app.conf.id, message.partition, message.offset))
+
+    jobs = one.topic("jobs", partitions=2, value_type=int)
+    async with running(one):
+        await jobs.send(value=0, partition=0)
+        await jobs.send(value=1, partition=0)
+        await wait_for(lambda: len(done) == 1)
+        async with running(two):
+            await asyncio.sleep(0.1)  # the rebalance waits for the event in hand
+            gate.set()
+            await wait_for(lambda: len(two.consumer.assignment()) == 1)
+            await wait_for(lambda: len(one.consumer.assignment()) == 1)
+            for n in range(2, 6):
+                await jobs.send(value=n, partition=n % 2)
+            await wait_for(lambda: len({(p, o) for _, p, o in done}) == 6)
+            await asyncio.sleep(0.1)
+    offsets = [(p, o) for _, p, o in done]
+    assert sorted(offsets) == sorted(set(offsets)), done
+
+
+async def test_a_rebalance_waits_for_the_event_in_hand_no_longer_than_the_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    one = make_app("stuck", commit_interval=1000.0)
+    one.shutdown_timeout = 0.2  # WORKER_SHUTDOWN_TIMEOUT
+    two = make_app("stuck", broker=one.conf.broker_url, commit_interval=1000.0)
+    two.shutdown_timeout = 0.2
+    never = asyncio.Event()
+    for app in (one, two):
+        topic = app.topic("jobs", partitions=2, value_type=int)
+
+        @app.agent(topic, name="worker")
+        async def worker(stream: Any) -> None:
+            async for _ in stream:
+                await never.wait()
+
+    jobs = one.topic("jobs", partitions=2, value_type=int)
+    async with running(one):
+        await jobs.send(value=0, partition=0)
+        await jobs.send(value=1, partition=1)
+        await asyncio.sleep(0.05)  # the first event in hand, never finished
+        async with running(two):
+            await wait_for(lambda: "still being processed after 0.2s" in caplog.text)
+            await wait_for(lambda: len(two.consumer.assignment()) == 1)
+            await wait_for(lambda: len(one.consumer.assignment()) == 1)
+            # Nothing was finished, so nothing was committed.
+            assert committed(one) == {}
+        never.set()
