@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from mode import Service
 
 from ..events import Batch
-from ..exceptions import DeliveryError
+from ..exceptions import DeliveryError, TransactionError
 from ..types import TP, MessageT, RecordMetadata
 from .acks import PartitionTracker
 
@@ -78,6 +78,13 @@ class ConsumerCallbacks:
     #: Before offsets are committed: make durable what the acked events
     #: produced (tables' changelogs, then the producer's buffer).
     before_commit: Callable[[], Awaitable[None]] = _nothing
+    #: PROCESSING_GUARANTEE="exactly_once": commit the offsets *in* the
+    #: producer's transaction (with every send made since the last commit)
+    #: instead of through the consumer group. None: the consumer commits.
+    commit_transaction: Callable[[Mapping[TP, int]], Awaitable[None]] | None = None
+    #: Exactly-once: a commit that must happen (partitions are revoked)
+    #: cannot: abort the transaction and stop (the app raises the error).
+    abort_transaction: Callable[[BaseException], Awaitable[None]] = _nothing
     #: After a commit, with the offsets just committed.
     after_commit: Callable[[Mapping[TP, int]], None] = lambda offsets: None
     #: Partitions being revoked, before their last commit: stop handing out
@@ -161,6 +168,45 @@ class Producer(Service, abc.ABC):
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> asyncio.Future[RecordMetadata]:
         """Like `send`, without awaiting: usable from sync code in the loop."""
+
+    #: Whether sends go in Kafka transactions (PROCESSING_GUARANTEE=
+    #: "exactly_once"); drivers without transactions leave it False and
+    #: refuse the transaction methods below.
+    transactional = False
+    #: The transactional id, once `use_transactions` was called.
+    transactional_id: str | None = None
+
+    def use_transactions(self, transactional_id: str) -> None:
+        """Send in transactions under ``transactional_id`` (before start).
+
+        Only a worker's producer does (``App`` calls it when
+        PROCESSING_GUARANTEE is "exactly_once"); a client process's sends
+        are plain idempotent ones, visible at once.
+        """
+        raise NotImplementedError(
+            f"The {self.transport.driver_name} transport has no transactions: "
+            'PROCESSING_GUARANTEE="exactly_once" cannot be used with it.'
+        )
+
+    async def commit_transaction(
+        self, offsets: Mapping[TP, int], group_id: str
+    ) -> None:
+        """Commit the open transaction with ``offsets`` of ``group_id``.
+
+        Every send since the previous commit (results, changelog records) and
+        the consumer group's offsets become visible together. A transactional
+        producer opens its next transaction at the next send.
+        """
+        raise NotImplementedError(
+            f"The {self.transport.driver_name} transport has no transactions: "
+            'PROCESSING_GUARANTEE="exactly_once" cannot be used with it.'
+        )
+
+    async def abort_transaction(self) -> None:
+        """Abort the open transaction: none of its sends is ever visible."""
+        raise NotImplementedError(
+            f"The {self.transport.driver_name} transport has no transactions."
+        )
 
     async def send_and_wait(
         self, topic: str, key: bytes | None, value: bytes | None, **kwargs: Any
@@ -373,6 +419,8 @@ class Consumer(Service, abc.ABC):
         before the offsets that produced it are committed. Returns whether
         anything was committed.
         """
+        if self.callbacks.commit_transaction is not None:
+            return await self._commit_transaction(required=tps is not None)
         async with self._commit_lock:
             offsets = self.committable(tps)
             if not offsets:
@@ -385,12 +433,69 @@ class Consumer(Service, abc.ABC):
             finally:
                 self.committing = {}
             await self._commit_offsets(offsets)
-            for tp, offset in offsets.items():
-                tracker = self.trackers.get(tp)
-                if tracker is not None:
-                    tracker.committed = offset
-            self.commits += 1
-            self.callbacks.after_commit(offsets)
+            self._committed(offsets)
+            return True
+
+    def _committed(self, offsets: Mapping[TP, int]) -> None:
+        for tp, offset in offsets.items():
+            tracker = self.trackers.get(tp)
+            if tracker is not None:
+                tracker.committed = offset
+        self.commits += 1
+        self.callbacks.after_commit(offsets)
+
+    async def _commit_transaction(self, required: bool = False) -> bool:
+        """Exactly-once: commit every partition's offsets in the transaction.
+
+        The transaction holds whatever was sent since the last commit, for
+        every partition at once, so the commit must cover every event that
+        sent something: fetching stops and the events in hand are finished
+        first (at most COMMIT_INTERVAL, the longest a commit may wait), then
+        the offsets of all partitions go in the transaction. When the events
+        do not finish in time, nothing is committed this round (the
+        transaction stays open and the next commit tries again), unless the
+        commit is ``required`` (partitions are revoked: their sends cannot
+        wait): then the transaction is aborted and `TransactionError`
+        raised. A failed
+        transaction commit raises `TransactionError`: the app aborts the
+        transaction and stops, and the next start replays the uncommitted
+        events with nothing of their aborted output visible.
+        """
+        commit = self.callbacks.commit_transaction
+        assert commit is not None
+        async with self._commit_lock:
+            was_fetching = self._fetching.is_set()
+            self._fetching.clear()
+            try:
+                if not await self.wait_empty(self.conf.commit_interval):
+                    if required:
+                        exc = TransactionError(
+                            "Partitions are revoked while events are still in "
+                            f"hand after {self.conf.commit_interval:.1f}s "
+                            "(COMMIT_INTERVAL): their transaction is aborted."
+                        )
+                        await self.callbacks.abort_transaction(exc)
+                        raise exc
+                    logger.debug(
+                        "Events still in hand after %.1fs: commit postponed.",
+                        self.conf.commit_interval,
+                    )
+                    return False
+                offsets = self.committable()
+                self.committing = offsets
+                try:
+                    await self.callbacks.before_commit()
+                finally:
+                    self.committing = {}
+                # Even with no new offsets: sends of timers and web views are
+                # in the transaction too, and become visible now.
+                await commit(offsets)
+            finally:
+                if was_fetching:
+                    self._fetching.set()
+            if not offsets:
+                return False
+            self._committed(offsets)
             return True
 
     # -- rebalancing --------------------------------------------------------------
@@ -410,13 +515,18 @@ class Consumer(Service, abc.ABC):
         await self.rebalance_started()
         if not revoked:
             return
-        self.callbacks.on_revoking(revoked)
+        if self.callbacks.commit_transaction is None:
+            self.callbacks.on_revoking(revoked)
+        # Exactly-once commits the events in hand first (whose sends are in
+        # the transaction), then drops what is still buffered.
         try:
             await self.commit(revoked)
         except Exception as exc:
             logger.error(
                 "Commit on revoke of %s failed: %r", sorted(revoked), exc, exc_info=exc
             )
+        if self.callbacks.commit_transaction is not None:
+            self.callbacks.on_revoking(revoked)
         for tp in revoked:
             tracker = self.trackers.pop(tp, None)
             if tracker is not None:
