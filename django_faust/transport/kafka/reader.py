@@ -29,6 +29,7 @@ class AIOKafkaPartitionReader(PartitionReader):
         super().__init__(transport, offsets)
         self._consumer: aiokafka.AIOKafkaConsumer | None = None
         self._positions = dict(self.offsets)
+        self._read_committed = transport.isolation_level == "read_committed"
 
     async def start(self) -> None:
         transport = cast("AIOKafkaTransport", self.transport)
@@ -38,6 +39,7 @@ class AIOKafkaPartitionReader(PartitionReader):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=DEFAULT_MAX_POLL_RECORDS,
+            isolation_level=transport.isolation_level,
         )
         await consumer.start()
         tps = {
@@ -54,16 +56,30 @@ class AIOKafkaPartitionReader(PartitionReader):
         return self._consumer
 
     async def getmany(self, timeout: float) -> list[MessageT]:
-        records = await self._client().getmany(timeout_ms=int(timeout * 1000))
+        client = self._client()
+        records = await client.getmany(timeout_ms=int(timeout * 1000))
         out: list[MessageT] = []
         for ktp, messages in records.items():
             if messages:
                 self._positions[TP(ktp.topic, ktp.partition)] = messages[-1].offset + 1
                 out.extend(messages)
+        if self._read_committed:
+            # Transaction markers and aborted records take offsets too: the
+            # position passes them (it may be past the last record returned).
+            for tp in self._positions:
+                ktp = TopicPartition(tp.topic, tp.partition)
+                self._positions[tp] = max(
+                    self._positions[tp], await client.position(ktp)
+                )
         return out
 
     def highwater(self, tp: TP) -> int | None:
-        return self._client().highwater(TopicPartition(tp.topic, tp.partition))
+        ktp = TopicPartition(tp.topic, tp.partition)
+        if self._read_committed:
+            # Under read_committed, the end is the last stable offset: the
+            # first offset of a transaction still open.
+            return self._client().last_stable_offset(ktp)
+        return self._client().highwater(ktp)
 
     def position(self, tp: TP) -> int:
         return self._positions[tp]

@@ -104,6 +104,15 @@ memory_counts = (
 )
 
 
+#: With ``WORKER_SINK=1``, ``tally`` sends ``{"source", "count",
+#: "memory_count"}`` per event here (the exactly-once test's sink).
+tallied_topic = (
+    app.topic(f"tallied{SUFFIX}", key_type=str)
+    if os.environ.get("WORKER_SINK")
+    else None
+)
+
+
 def _slow_commits(delay: float) -> None:
     """Offset commits that take ``delay`` seconds more (a slow broker): a
     kill then often lands between a changelog flush and its commit."""
@@ -145,6 +154,17 @@ async def tally(stream: Any) -> None:
                 memory_log.flush()
             log.write(f"{where} {counts[key]}\n")
             log.flush()
+            if tallied_topic is not None:
+                await tallied_topic.send(
+                    key=key,
+                    value={
+                        "source": f"{message.partition}:{message.offset}",
+                        "count": counts[key],
+                        "memory_count": (
+                            memory_counts[key] if memory_counts is not None else None
+                        ),
+                    },
+                )
 
 
 @app.timer(0.2, on_leader=True)
