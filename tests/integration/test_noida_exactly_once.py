@@ -176,9 +176,14 @@ def noida_projects(
 KEYS = [f"k{i}" for i in range(12)]
 
 
+@pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
 async def test_no_duplicates_in_the_sink_after_sigkills_mid_stream(
-    noida_projects: Callable[[str], EosProject], noida_broker: NoidaBroker
+    noida_projects: Callable[[str], EosProject],
+    noida_broker: NoidaBroker,
+    guarantee: str,
 ) -> None:
+    """Under exactly-once: 0 duplicates and exact counts. The same run under
+    at-least-once is the control: it must show duplicates in the sink."""
     project = noida_projects("eoskill")
     n_events, kills = 6_000, 4
     await project.declare_topics()
@@ -191,8 +196,12 @@ async def test_no_duplicates_in_the_sink_after_sigkills_mid_stream(
     expected = Counter(KEYS[k] for k, _ in sent)
     ends = Counter(k % PARTITIONS for k, _ in sent)
     env = {
-        "WORKER_PROCESSING_GUARANTEE": "exactly_once",
+        "WORKER_PROCESSING_GUARANTEE": guarantee,
         "WORKER_SESSION_TIMEOUT": "6",
+        # Kafka drops a SIGKILLed member after the session timeout; noida-db
+        # 0.2.3 never does (the group waits for the dead leader forever): the
+        # restarted worker is the same static member (KIP-345) and replaces it.
+        "WORKER_GROUP_INSTANCE_ID": "eos-worker",
         "WORKER_MEMORY_TABLE": "1",
         "WORKER_SINK": "1",
     }
@@ -241,11 +250,15 @@ async def test_no_duplicates_in_the_sink_after_sigkills_mid_stream(
         last[record.key.decode()] = value["count"]
         memory_last[record.key.decode()] = value["memory_count"]
     print(
-        f"\n{n_events} events, {kills} SIGKILLs, {total_processed} processed "
+        f"\n{guarantee}: {n_events} events, {kills} SIGKILLs, "
+        f"{total_processed} processed "
         f"({total_processed - n_events} replayed); sink: {len(records)} committed "
         f"records, {duplicates} duplicates"
     )
     assert total_processed > n_events, "no event was processed twice: no test"
+    if guarantee == "at_least_once":
+        assert duplicates > 0, "the control run shows no duplicate: no test"
+        return
     assert duplicates == 0
     assert len(records) == n_events
     assert last == dict(expected)

@@ -23,6 +23,9 @@ Everything a test varies comes from the environment:
 * ``WORKER_PROCESSING_GUARANTEE``: PROCESSING_GUARANTEE (default at-least-once);
 * ``WORKER_SESSION_TIMEOUT``: BROKER_SESSION_TIMEOUT (default 4 s; noida-db
   wants 6 s or more);
+* ``WORKER_GROUP_INSTANCE_ID``: join as this static group member (KIP-345):
+  a restarted worker replaces its killed predecessor at once (noida-db never
+  drops a SIGKILLed member);
 * ``WORKER_SINK``: if set, ``tally`` also sends each event's source offset and
   counts to ``tallied<suffix>`` (the exactly-once test reads it);
 * ``WORKER_COMMIT_DELAY``: seconds each offset commit takes more (a slow

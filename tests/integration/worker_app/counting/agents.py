@@ -127,6 +127,24 @@ def _slow_commits(delay: float) -> None:
     AIOKafkaConsumer._commit_offsets = slow_commit  # type: ignore[method-assign]
 
 
+def _static_member(instance_id: str) -> None:
+    """Join the group as a static member (KIP-345, ``group_instance_id``):
+    a restarted worker with the same id takes its killed predecessor's place
+    at once. noida-db never drops a SIGKILLed member otherwise."""
+    from django_faust.transport.kafka.consumer import AIOKafkaConsumer
+
+    options = AIOKafkaConsumer.client_options
+
+    def static(self: AIOKafkaConsumer) -> dict[str, Any]:
+        return {**options(self), "group_instance_id": instance_id}
+
+    AIOKafkaConsumer.client_options = static  # type: ignore[method-assign]
+
+
+if os.environ.get("WORKER_GROUP_INSTANCE_ID"):
+    _static_member(os.environ["WORKER_GROUP_INSTANCE_ID"])
+
+
 if os.environ.get("WORKER_COMMIT_DELAY"):
     _slow_commits(float(os.environ["WORKER_COMMIT_DELAY"]))
 
