@@ -256,6 +256,10 @@ class Consumer(Service, abc.ABC):
         self.trackers: dict[TP, PartitionTracker] = {}
         self._fetching = asyncio.Event()
         self._fetching.set()
+        #: Cleared while an exactly-once commit waits for the events in
+        #: hand: fetched batches wait (tracked later, never dropped).
+        self._delivering = asyncio.Event()
+        self._delivering.set()
         self._commit_lock = asyncio.Lock()
         #: Set once the first assignment arrived (the group leader is known).
         self.assigned = asyncio.Event()
@@ -330,6 +334,10 @@ class Consumer(Service, abc.ABC):
                 await self._fetching.wait()
                 continue
             records = await self.getmany(timeout=1.0)
+            if not self._delivering.is_set():
+                # An exactly-once commit is waiting for the events in hand:
+                # these come after it (their position is already past them).
+                await self._delivering.wait()
             if not self._fetching.is_set():
                 # Stopped while the fetch was in flight: hand nothing out.
                 continue
@@ -449,23 +457,23 @@ class Consumer(Service, abc.ABC):
 
         The transaction holds whatever was sent since the last commit, for
         every partition at once, so the commit must cover every event that
-        sent something: fetching stops and the events in hand are finished
-        first (at most COMMIT_INTERVAL, the longest a commit may wait), then
-        the offsets of all partitions go in the transaction. When the events
-        do not finish in time, nothing is committed this round (the
-        transaction stays open and the next commit tries again), unless the
-        commit is ``required`` (partitions are revoked: their sends cannot
-        wait): then the transaction is aborted and `TransactionError`
-        raised. A failed
-        transaction commit raises `TransactionError`: the app aborts the
+        sent something: new batches are held back and the events in hand are
+        finished first (at most COMMIT_INTERVAL), then the offsets of all
+        partitions go in the transaction. When the events do not finish in
+        time, nothing is committed this round (the transaction stays open and
+        the next commit tries again), unless the commit is ``required``
+        (partitions are revoked: their sends cannot wait): then the
+        transaction is aborted and `TransactionError` raised. A failed
+        transaction commit raises `TransactionError` too: the app aborts the
         transaction and stops, and the next start replays the uncommitted
         events with nothing of their aborted output visible.
         """
         commit = self.callbacks.commit_transaction
         assert commit is not None
         async with self._commit_lock:
-            was_fetching = self._fetching.is_set()
-            self._fetching.clear()
+            # Hold new batches back (not stop_fetching(): a batch fetched
+            # meanwhile would be dropped, and its events skipped for good).
+            self._delivering.clear()
             try:
                 if not await self.wait_empty(self.conf.commit_interval):
                     if required:
@@ -491,8 +499,7 @@ class Consumer(Service, abc.ABC):
                 # in the transaction too, and become visible now.
                 await commit(offsets)
             finally:
-                if was_fetching:
-                    self._fetching.set()
+                self._delivering.set()
             if not offsets:
                 return False
             self._committed(offsets)

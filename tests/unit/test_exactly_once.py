@@ -214,10 +214,17 @@ async def test_the_commit_waits_for_the_events_in_hand() -> None:
         await asyncio.sleep(0.1)
         # The commit must cover event 1, whose send is in the transaction.
         assert not commit.done()
+        # Events fetched while it waits are held back, not lost.
+        feed(broker, "clicks", 2, 3)
+        await asyncio.sleep(0.1)
         gate.set()
         assert await commit
         assert broker.committed[("eos-wait", TP("clicks", 0))] == 2
         assert committed_values(broker, "sink") == [0, 1]
+        await wait_for(lambda: len(broker.read(TP("sink", 0), 0, 10)) == 4)
+        assert await app.consumer.commit()
+        assert broker.committed[("eos-wait", TP("clicks", 0))] == 4
+        assert committed_values(broker, "sink") == [0, 1, 2, 3]
 
 
 def test_a_misspelled_guarantee_is_refused_with_a_suggestion() -> None:
