@@ -260,6 +260,9 @@ class Consumer(Service, abc.ABC):
         #: hand: fetched batches wait (tracked later, never dropped).
         self._delivering = asyncio.Event()
         self._delivering.set()
+        #: Exactly-once: why a transaction was aborted (sticky: no commit
+        #: follows it in this process).
+        self.transaction_failure: BaseException | None = None
         self._commit_lock = asyncio.Lock()
         #: Set once the first assignment arrived (the group leader is known).
         self.assigned = asyncio.Event()
@@ -471,19 +474,24 @@ class Consumer(Service, abc.ABC):
         commit = self.callbacks.commit_transaction
         assert commit is not None
         async with self._commit_lock:
+            if self.transaction_failure is not None:
+                # The events of the aborted transaction are acked here, but
+                # their output is gone: committing their offsets would lose it.
+                raise TransactionError(
+                    "A transaction was aborted: no offset is committed any more "
+                    "in this process; the restart replays from the last commit."
+                ) from self.transaction_failure
             # Hold new batches back (not stop_fetching(): a batch fetched
             # meanwhile would be dropped, and its events skipped for good).
             self._delivering.clear()
             try:
                 if not await self.wait_empty(self.conf.commit_interval):
                     if required:
-                        exc = TransactionError(
+                        raise TransactionError(
                             "Partitions are revoked while events are still in "
                             f"hand after {self.conf.commit_interval:.1f}s "
                             "(COMMIT_INTERVAL): their transaction is aborted."
                         )
-                        await self.callbacks.abort_transaction(exc)
-                        raise exc
                     logger.debug(
                         "Events still in hand after %.1fs: commit postponed.",
                         self.conf.commit_interval,
@@ -498,6 +506,10 @@ class Consumer(Service, abc.ABC):
                 # Even with no new offsets: sends of timers and web views are
                 # in the transaction too, and become visible now.
                 await commit(offsets)
+            except Exception as exc:
+                self.transaction_failure = exc
+                await self.callbacks.abort_transaction(exc)
+                raise
             finally:
                 self._delivering.set()
             if not offsets:

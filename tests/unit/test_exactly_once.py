@@ -175,16 +175,24 @@ async def test_a_failed_transaction_commit_aborts_and_stops_the_worker(
     app, _ = eos_app("eos-fail")
     broker = app.transport.broker
 
-    async def refused(offsets: Any, group_id: str) -> None:
-        raise ConnectionError("the broker refused EndTxn")
+    commit = app.producer.commit_transaction
+    refusals = []
 
-    monkeypatch.setattr(app.producer, "commit_transaction", refused)
+    async def refused_once(offsets: Any, group_id: str) -> None:
+        if not refusals:
+            refusals.append(offsets)
+            raise ConnectionError("the broker refused EndTxn")
+        await commit(offsets, group_id)
+
+    monkeypatch.setattr(app.producer, "commit_transaction", refused_once)
     async with running(app):
         feed(broker, "clicks", *range(3))
         await wait_for(lambda: app.crashed)
         assert isinstance(app.crash_reason, TransactionError)
     assert committed_values(broker, "sink") == []
     assert len(broker.aborted[TP("sink", 0)]) == 3
+    # Nor did the final commit at stop commit the aborted events' offsets.
+    assert refusals
     assert ("eos-fail", TP("clicks", 0)) not in broker.committed
 
 
