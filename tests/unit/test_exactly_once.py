@@ -240,3 +240,35 @@ def test_a_misspelled_guarantee_is_refused_with_a_suggestion() -> None:
     assert app.exactly_once
     with pytest.raises(ImproperlyConfigured, match="did you mean 'exactly_once'"):
         make_app("eos-bad", processing_guarantee="exactly-once").conf  # noqa: B018
+
+
+async def test_ask_works_from_outside_an_event_and_is_refused_inside_one() -> None:
+    app = make_app(
+        "eos-ask",
+        processing_guarantee="exactly_once",
+        topic_partitions=1,
+        commit_interval=0.1,
+    )
+    words = app.topic("words", value_type=str)
+    asks = app.topic("asks", value_type=str)
+    refused: list[BaseException] = []
+
+    @app.agent(words)
+    async def shout(stream: Any) -> Any:
+        async for word in stream:
+            yield word.upper()
+
+    @app.agent(asks)
+    async def relay(stream: Any) -> None:
+        async for word in stream:
+            try:
+                await shout.ask(word, timeout=1)
+            except ImproperlyConfigured as exc:
+                refused.append(exc)
+
+    async with running(app):
+        # The request and the reply each become visible at a commit.
+        assert await shout.ask("hi", timeout=10) == "HI"
+        app.transport.broker.append("asks", None, b'"x"')
+        await wait_for(lambda: refused)
+    assert "exactly_once" in str(refused[0])
