@@ -181,6 +181,7 @@ async def test_no_duplicates_in_the_sink_after_sigkills_mid_stream(
     noida_projects: Callable[[str], EosProject],
     noida_broker: NoidaBroker,
     guarantee: str,
+    tmp_path: Path,
 ) -> None:
     """Under exactly-once: 0 duplicates and exact counts. The same run under
     at-least-once is the control: it must show duplicates in the sink."""
@@ -197,6 +198,10 @@ async def test_no_duplicates_in_the_sink_after_sigkills_mid_stream(
     ends = Counter(k % PARTITIONS for k, _ in sent)
     env = {
         "WORKER_PROCESSING_GUARANTEE": guarantee,
+        # ``counts`` in RocksDB, its files kept across the kills (as on a
+        # worker machine); ``memory-counts`` rebuilt from its changelog.
+        "WORKER_STORE": "rocksdb://",
+        "WORKER_DATADIR": str(tmp_path / "machine"),
         "WORKER_SESSION_TIMEOUT": "6",
         # Kafka drops a SIGKILLed member after the session timeout; noida-db
         # 0.2.3 never does (the group waits for the dead leader forever): the

@@ -272,3 +272,33 @@ async def test_ask_works_from_outside_an_event_and_is_refused_inside_one() -> No
         app.transport.broker.append("asks", None, b'"x"')
         await wait_for(lambda: refused)
     assert "exactly_once" in str(refused[0])
+
+
+def test_kafka_clients_read_committed_and_the_worker_producer_is_transactional() -> (
+    None
+):
+    from django_faust.transport.kafka.reader import AIOKafkaPartitionReader
+    from django_faust.transport.kafka.transactions import TransactionalProducer
+
+    app = make_app(
+        "shop", broker="kafka://k1:9092", processing_guarantee="exactly_once"
+    )
+    assert app.consumer.client_options()["isolation_level"] == "read_committed"
+    reader = app.transport.create_reader({TP("t", 0): 0})
+    assert isinstance(reader, AIOKafkaPartitionReader)
+    assert reader._read_committed
+    producer = app.producer
+    assert isinstance(producer, TransactionalProducer)
+    # A client process's producer stays plain: only a worker's sends in
+    # transactions (App.on_init_dependencies calls use_transactions).
+    assert "transactional_id" not in producer.client_options()
+    producer.use_transactions(app.transactional_id)
+    options = producer.client_options()
+    assert options["transactional_id"] == app.transactional_id
+    assert app.transactional_id.startswith("shop-")
+    assert options["enable_idempotence"] is True
+    assert options["acks"] == "all"
+
+    plain = make_app("shop", broker="kafka://k1:9092")
+    assert plain.consumer.client_options()["isolation_level"] == "read_uncommitted"
+    assert not isinstance(plain.producer, TransactionalProducer)
