@@ -98,6 +98,15 @@ class DeliveryError(DjangoFaustError):
     """
 
 
+class TransactionError(DeliveryError):
+    """A Kafka transaction (PROCESSING_GUARANTEE="exactly_once") failed.
+
+    Its sends, changelog records and offsets were aborted together: none of
+    them is visible to ``read_committed`` readers, and the events it covered
+    are processed again from the last committed offsets.
+    """
+
+
 class PoisonEventError(DjangoFaustError):
     """The worker stopped at an event it could not process (POISON_POLICY 'stop').
 

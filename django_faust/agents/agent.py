@@ -30,7 +30,7 @@ from .. import client
 from ..channels import Channel, Subscription
 from ..dead_letters import check_policy
 from ..exceptions import ImproperlyConfigured
-from ..streams import Stream
+from ..streams import Stream, current_event
 from .actor import Actor
 from .partitions import PartitionedSubscription
 from .replies import CORRELATION_ID, REPLY_TO, encode_reply, reply_target
@@ -414,6 +414,15 @@ class Agent(Service):
                     correlation_id=correlation_id,
                     timeout=timeout,
                 ),
+            )
+        if self.app.exactly_once and current_event() is not None:
+            # The request goes in this worker's open transaction, visible only
+            # at its commit, which waits for this very event to finish.
+            raise ImproperlyConfigured(
+                f"{self.name}.ask() inside an agent's event cannot work with "
+                'PROCESSING_GUARANTEE="exactly_once": the request is seen only '
+                "once the worker commits, and the commit waits for this event. "
+                "Use cast() or send() and handle the reply in another agent."
             )
         fut = await self._request(value, key, partition, headers, correlation_id)
         return await asyncio.wait_for(fut, timeout)

@@ -17,6 +17,7 @@ import datetime
 import importlib.util
 import inspect
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from typing import (
@@ -41,7 +42,7 @@ from ..channels import Channel
 from ..conf import Settings
 from ..conf.sources import settings_from_source
 from ..dead_letters import DeadLetters
-from ..exceptions import DeliveryError, ImproperlyConfigured
+from ..exceptions import DeliveryError, ImproperlyConfigured, TransactionError
 from ..sensors import Monitor, SensorDelegate
 from ..streams import Stream
 from ..tables import GlobalTable, SetGlobalTable, SetTable, Table, TableManager
@@ -307,6 +308,10 @@ class App(Service):
             between_batches=self._between_batches,
             passive=lambda: conductor.passive,
             before_commit=self._before_commit,
+            commit_transaction=(
+                self._commit_transaction if self.exactly_once else None
+            ),
+            abort_transaction=self._abort_transaction,
             after_commit=self._after_commit,
             on_revoking=conductor.revoke,
             finish_in_hand=self._finish_in_hand,
@@ -371,6 +376,49 @@ class App(Service):
             raise
         except Exception as exc:
             logger.warning("Could not publish the group's assignment: %r", exc)
+
+    @property
+    def exactly_once(self) -> bool:
+        """Whether PROCESSING_GUARANTEE is "exactly_once" (Kafka transactions)."""
+        return self.conf.processing_guarantee == "exactly_once"
+
+    @property
+    def transactional_id(self) -> str:
+        """The worker's transactional id: the app id, the host and web port.
+
+        Stable across restarts of the same worker, so the restarted worker's
+        producer fences the one it replaces and aborts its open transaction.
+        """
+        conf = self.conf
+        return f"{conf.id}-{socket.gethostname()}-{conf.web_port}"
+
+    async def _commit_transaction(self, offsets: Mapping[TP, int]) -> None:
+        """Exactly-once: commit the producer's transaction with ``offsets``."""
+        try:
+            await self.producer.commit_transaction(offsets, self.conf.id)
+        except Exception as exc:
+            error = TransactionError(f"Committing the transaction failed: {exc!r}")
+            error.__cause__ = exc
+            await self._abort_transaction(error)
+            raise error from exc
+
+    async def _abort_transaction(self, exc: BaseException) -> None:
+        """Abort the open transaction and stop: a restart replays its events.
+
+        The events since the last commit were processed, and their tables'
+        changes and sends are in the aborted transaction: the worker stops
+        (rather than go on with tables ahead of their committed offsets),
+        and its next start reads from the committed offsets again.
+        """
+        try:
+            await self.producer.abort_transaction()
+        except Exception as abort_exc:
+            # The broker aborts it anyway when the transaction times out or
+            # the restarted producer takes the transactional id over.
+            logger.warning("Aborting the transaction failed: %r", abort_exc)
+        if not self.crashed:
+            logger.critical("%s", exc)
+            self._crash(exc)
 
     def _after_commit(self, offsets: Mapping[TP, int]) -> None:
         """Offsets were committed: tables persist what they cover."""
@@ -814,6 +862,8 @@ class App(Service):
     def on_init_dependencies(self) -> Iterable[Any]:
         if self.client_only:
             return [self.producer]
+        if self.exactly_once and not self.producer.transactional:
+            self.producer.use_transactions(self.transactional_id)
         self._services = [
             cls() if isinstance(cls, type) else cls
             for cls in self.service_classes.values()

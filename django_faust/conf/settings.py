@@ -238,15 +238,20 @@ class Settings:
     processing_guarantee: Setting[str] = Setting(
         str,
         default="at_least_once",
-        choices=("at_least_once",),
+        choices=("at_least_once", "exactly_once"),
         help="'at_least_once': nothing is committed before it is processed, "
         "and a message may be processed again after a crash; tables still "
         "count it once (their changelog records name their source event, "
         "and recovery skips those whose offsets were never committed: see "
         '"Exact tables" in docs/tables.rst), but what agents send to '
-        "other topics may be sent twice. 'exactly_once' (Kafka "
-        "transactions) is not implemented yet and is refused rather than "
-        "silently downgraded.",
+        "other topics may be sent twice. 'exactly_once': a worker's sends, "
+        "changelog records and consumed offsets go in one Kafka transaction "
+        "per commit (every COMMIT_INTERVAL, after the events in hand are "
+        "finished), and every internal reader uses read_committed, so a "
+        "crash aborts them together and readers with "
+        "isolation_level='read_committed' see each result once. Needs a "
+        'broker with transactions (Kafka 0.11+); see "Exactly-once" in '
+        "docs/guarantees.rst for what it covers and what it does not.",
     )
 
     poison_policy: Setting[str] = Setting(

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from mode import Service
 
 from ..events import Batch
-from ..exceptions import DeliveryError
+from ..exceptions import DeliveryError, TransactionError
 from ..types import TP, MessageT, RecordMetadata
 from .acks import PartitionTracker
 
@@ -82,6 +82,13 @@ class ConsumerCallbacks:
     #: Before offsets are committed: make durable what the acked events
     #: produced (tables' changelogs, then the producer's buffer).
     before_commit: Callable[[], Awaitable[None]] = _nothing
+    #: PROCESSING_GUARANTEE="exactly_once": commit the offsets *in* the
+    #: producer's transaction (with every send made since the last commit)
+    #: instead of through the consumer group. None: the consumer commits.
+    commit_transaction: Callable[[Mapping[TP, int]], Awaitable[None]] | None = None
+    #: Exactly-once: a commit that must happen (partitions are revoked)
+    #: cannot: abort the transaction and stop (the app raises the error).
+    abort_transaction: Callable[[BaseException], Awaitable[None]] = _nothing
     #: After a commit, with the offsets just committed.
     after_commit: Callable[[Mapping[TP, int]], None] = lambda offsets: None
     #: Partitions being revoked, before their last commit: stop handing out
@@ -169,6 +176,45 @@ class Producer(Service, abc.ABC):
     ) -> asyncio.Future[RecordMetadata]:
         """Like `send`, without awaiting: usable from sync code in the loop."""
 
+    #: Whether sends go in Kafka transactions (PROCESSING_GUARANTEE=
+    #: "exactly_once"); drivers without transactions leave it False and
+    #: refuse the transaction methods below.
+    transactional = False
+    #: The transactional id, once `use_transactions` was called.
+    transactional_id: str | None = None
+
+    def use_transactions(self, transactional_id: str) -> None:
+        """Send in transactions under ``transactional_id`` (before start).
+
+        Only a worker's producer does (``App`` calls it when
+        PROCESSING_GUARANTEE is "exactly_once"); a client process's sends
+        are plain idempotent ones, visible at once.
+        """
+        raise NotImplementedError(
+            f"The {self.transport.driver_name} transport has no transactions: "
+            'PROCESSING_GUARANTEE="exactly_once" cannot be used with it.'
+        )
+
+    async def commit_transaction(
+        self, offsets: Mapping[TP, int], group_id: str
+    ) -> None:
+        """Commit the open transaction with ``offsets`` of ``group_id``.
+
+        Every send since the previous commit (results, changelog records) and
+        the consumer group's offsets become visible together. A transactional
+        producer opens its next transaction at the next send.
+        """
+        raise NotImplementedError(
+            f"The {self.transport.driver_name} transport has no transactions: "
+            'PROCESSING_GUARANTEE="exactly_once" cannot be used with it.'
+        )
+
+    async def abort_transaction(self) -> None:
+        """Abort the open transaction: none of its sends is ever visible."""
+        raise NotImplementedError(
+            f"The {self.transport.driver_name} transport has no transactions."
+        )
+
     async def send_and_wait(
         self, topic: str, key: bytes | None, value: bytes | None, **kwargs: Any
     ) -> RecordMetadata:
@@ -217,6 +263,13 @@ class Consumer(Service, abc.ABC):
         self.trackers: dict[TP, PartitionTracker] = {}
         self._fetching = asyncio.Event()
         self._fetching.set()
+        #: Cleared while an exactly-once commit waits for the events in
+        #: hand: fetched batches wait (tracked later, never dropped).
+        self._delivering = asyncio.Event()
+        self._delivering.set()
+        #: Exactly-once: why a transaction was aborted (sticky: no commit
+        #: follows it in this process).
+        self.transaction_failure: BaseException | None = None
         self._commit_lock = asyncio.Lock()
         #: Set once the first assignment arrived (the group leader is known).
         self.assigned = asyncio.Event()
@@ -292,6 +345,10 @@ class Consumer(Service, abc.ABC):
                 await self._fetching.wait()
                 continue
             records = await self.getmany(timeout=1.0)
+            if not self._delivering.is_set():
+                # An exactly-once commit is waiting for the events in hand:
+                # these come after it (their position is already past them).
+                await self._delivering.wait()
             if not self._fetching.is_set():
                 # Stopped while the fetch was in flight: hand nothing out.
                 continue
@@ -383,6 +440,8 @@ class Consumer(Service, abc.ABC):
         before the offsets that produced it are committed. Returns whether
         anything was committed.
         """
+        if self.callbacks.commit_transaction is not None:
+            return await self._commit_transaction(required=tps is not None)
         async with self._commit_lock:
             offsets = self.committable(tps)
             if not offsets:
@@ -395,12 +454,77 @@ class Consumer(Service, abc.ABC):
             finally:
                 self.committing = {}
             await self._commit_offsets(offsets)
-            for tp, offset in offsets.items():
-                tracker = self.trackers.get(tp)
-                if tracker is not None:
-                    tracker.committed = offset
-            self.commits += 1
-            self.callbacks.after_commit(offsets)
+            self._committed(offsets)
+            return True
+
+    def _committed(self, offsets: Mapping[TP, int]) -> None:
+        for tp, offset in offsets.items():
+            tracker = self.trackers.get(tp)
+            if tracker is not None:
+                tracker.committed = offset
+        self.commits += 1
+        self.callbacks.after_commit(offsets)
+
+    async def _commit_transaction(self, required: bool = False) -> bool:
+        """Exactly-once: commit every partition's offsets in the transaction.
+
+        The transaction holds whatever was sent since the last commit, for
+        every partition at once, so the commit must cover every event that
+        sent something: new batches are held back and the events in hand are
+        finished first (at most COMMIT_INTERVAL), then the offsets of all
+        partitions go in the transaction. When the events do not finish in
+        time, nothing is committed this round (the transaction stays open and
+        the next commit tries again), unless the commit is ``required``
+        (partitions are revoked: their sends cannot wait): then the
+        transaction is aborted and `TransactionError` raised. A failed
+        transaction commit raises `TransactionError` too: the app aborts the
+        transaction and stops, and the next start replays the uncommitted
+        events with nothing of their aborted output visible.
+        """
+        commit = self.callbacks.commit_transaction
+        assert commit is not None
+        async with self._commit_lock:
+            if self.transaction_failure is not None:
+                # The events of the aborted transaction are acked here, but
+                # their output is gone: committing their offsets would lose it.
+                raise TransactionError(
+                    "A transaction was aborted: no offset is committed any more "
+                    "in this process; the restart replays from the last commit."
+                ) from self.transaction_failure
+            # Hold new batches back (not stop_fetching(): a batch fetched
+            # meanwhile would be dropped, and its events skipped for good).
+            self._delivering.clear()
+            try:
+                if not await self.wait_empty(self.conf.commit_interval):
+                    if required:
+                        raise TransactionError(
+                            "Partitions are revoked while events are still in "
+                            f"hand after {self.conf.commit_interval:.1f}s "
+                            "(COMMIT_INTERVAL): their transaction is aborted."
+                        )
+                    logger.debug(
+                        "Events still in hand after %.1fs: commit postponed.",
+                        self.conf.commit_interval,
+                    )
+                    return False
+                offsets = self.committable()
+                self.committing = offsets
+                try:
+                    await self.callbacks.before_commit()
+                finally:
+                    self.committing = {}
+                # Even with no new offsets: sends of timers and web views are
+                # in the transaction too, and become visible now.
+                await commit(offsets)
+            except Exception as exc:
+                self.transaction_failure = exc
+                await self.callbacks.abort_transaction(exc)
+                raise
+            finally:
+                self._delivering.set()
+            if not offsets:
+                return False
+            self._committed(offsets)
             return True
 
     # -- rebalancing --------------------------------------------------------------
@@ -420,7 +544,11 @@ class Consumer(Service, abc.ABC):
         await self.rebalance_started()
         if not revoked:
             return
-        self.callbacks.on_revoking(revoked)
+        if self.callbacks.commit_transaction is None:
+            self.callbacks.on_revoking(revoked)
+        # Agents finish the events they hold of ``revoked`` first, so the
+        # commit covers them (under exactly-once their sends are in the
+        # transaction); what is still buffered is dropped after it.
         await self.callbacks.finish_in_hand(revoked)
         try:
             await self.commit(revoked)
@@ -428,6 +556,8 @@ class Consumer(Service, abc.ABC):
             logger.error(
                 "Commit on revoke of %s failed: %r", sorted(revoked), exc, exc_info=exc
             )
+        if self.callbacks.commit_transaction is not None:
+            self.callbacks.on_revoking(revoked)
         for tp in revoked:
             tracker = self.trackers.pop(tp, None)
             if tracker is not None:

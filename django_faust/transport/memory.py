@@ -18,7 +18,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from ..exceptions import ImproperlyConfigured
+from ..exceptions import ImproperlyConfigured, TransactionError
 from ..types import TP, Message, MessageT, RecordMetadata
 from .assignment import assign_partitions, assign_standbys, by_topic
 from .base import Consumer, ConsumerCallbacks, PartitionReader, Producer, Transport
@@ -65,6 +65,15 @@ class MemoryBroker:
         self._waiters: list[asyncio.Future[None]] = []
         self._round_robin: dict[str, itertools.count[int]] = {}
         self.default_partitions = 8
+        #: Transactions: the epoch of each transactional id (a newer producer
+        #: with the same id fences the older), the offsets each open
+        #: transaction wrote, and the offsets of aborted records.
+        self._epochs: dict[str, int] = {}
+        self._open: dict[str, list[tuple[TP, int]]] = {}
+        self._open_first: dict[TP, dict[str, int]] = {}
+        self.aborted: dict[TP, set[int]] = {}
+        self.transactions_committed = 0
+        self.transactions_aborted = 0
 
     # -- topics ----------------------------------------------------------------
 
@@ -105,7 +114,16 @@ class MemoryBroker:
         partition: int | None = None,
         timestamp: float | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
+        transaction: tuple[str, int] | None = None,
     ) -> RecordMetadata:
+        """Append a record; ``transaction`` is (transactional id, epoch).
+
+        A transactional record is in the log at once (it has its offset, as
+        on Kafka) but ``read_committed`` readers see it only once its
+        transaction commits, and never once it aborts.
+        """
+        if transaction is not None:
+            self._check_epoch(*transaction)
         logs = self.logs.get(topic)
         if logs is None:
             # Like Kafka's auto.create.topics.enable.
@@ -129,8 +147,94 @@ class MemoryBroker:
         log.append(
             Message(topic, partition, len(log), ts, key, value, tuple(headers or ()))
         )
+        if transaction is not None:
+            tp = TP(topic, partition)
+            self._open.setdefault(transaction[0], []).append((tp, len(log) - 1))
+            self._open_first.setdefault(tp, {}).setdefault(transaction[0], len(log) - 1)
         self._wake()
         return RecordMetadata(topic, partition, len(log) - 1, ts)
+
+    # -- transactions ------------------------------------------------------------
+
+    def init_transactions(self, transactional_id: str) -> int:
+        """Register a producer for ``transactional_id``; returns its epoch.
+
+        As Kafka's InitProducerId: the id's open transaction (a crashed or
+        zombie producer's) is aborted, and the older producer is fenced.
+        """
+        self._end(transactional_id, commit=False)
+        epoch = self._epochs.get(transactional_id, -1) + 1
+        self._epochs[transactional_id] = epoch
+        return epoch
+
+    def _check_epoch(self, transactional_id: str, epoch: int) -> None:
+        if self._epochs.get(transactional_id) != epoch:
+            raise TransactionError(
+                f"Producer of transactional id {transactional_id!r} (epoch "
+                f"{epoch}) is fenced: a newer one took the id over."
+            )
+
+    def commit_transaction(
+        self,
+        transactional_id: str,
+        epoch: int,
+        offsets: Mapping[TP, int] | None = None,
+        group_id: str | None = None,
+    ) -> None:
+        """Make the transaction's records and the group's offsets visible."""
+        self._check_epoch(transactional_id, epoch)
+        if offsets and group_id is not None:
+            for tp, offset in offsets.items():
+                self.committed[(group_id, tp)] = offset
+        self._end(transactional_id, commit=True)
+
+    def abort_transaction(self, transactional_id: str, epoch: int) -> None:
+        """Hide the transaction's records from ``read_committed`` readers."""
+        self._check_epoch(transactional_id, epoch)
+        self._end(transactional_id, commit=False)
+
+    def _end(self, transactional_id: str, *, commit: bool) -> None:
+        written = self._open.pop(transactional_id, None)
+        if written is None:
+            return
+        for tp, offset in written:
+            if not commit:
+                self.aborted.setdefault(tp, set()).add(offset)
+            firsts = self._open_first.get(tp)
+            if firsts is not None:
+                firsts.pop(transactional_id, None)
+        if commit:
+            self.transactions_committed += 1
+        else:
+            self.transactions_aborted += 1
+        self._wake()
+
+    def stable_offset(self, tp: TP) -> int:
+        """The last stable offset: no open transaction wrote before it."""
+        firsts = self._open_first.get(tp)
+        if firsts:
+            return min(firsts.values())
+        return self.end_offset(tp)
+
+    def read_committed(
+        self, tp: TP, offset: int, max_records: int
+    ) -> tuple[list[Message], int]:
+        """Committed records from ``offset``, and the position after them.
+
+        Stops at the last stable offset and skips aborted records, as a
+        Kafka consumer with ``isolation_level="read_committed"`` does.
+        """
+        end = self.stable_offset(tp)
+        if offset >= end:
+            return [], offset
+        aborted = self.aborted.get(tp, ())
+        window = self.read(tp, offset, min(max_records, end - offset))
+        if not window:
+            return [], offset
+        position = window[-1].offset + 1
+        if aborted:
+            window = [m for m in window if m.offset not in aborted]
+        return window, position
 
     def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -215,6 +319,7 @@ class MemoryConsumer(Consumer):
         self._paused: set[TP] = set()
         self._leader = False
         self._standbys: set[TP] = set()
+        self.read_committed = self.conf.processing_guarantee == "exactly_once"
 
     async def subscribe(self, topics: Iterable[str]) -> None:
         if self.should_stop:
@@ -277,10 +382,14 @@ class MemoryConsumer(Consumer):
             if tp in self._paused:
                 continue
             position = self._positions.get(tp, 0)
-            messages = broker.read(tp, position, budget)
+            if self.read_committed:
+                messages, after = broker.read_committed(tp, position, budget)
+            else:
+                messages = broker.read(tp, position, budget)
+                after = position + len(messages)
+            self._positions[tp] = after
             if messages:
                 out[tp] = messages
-                self._positions[tp] = position + len(messages)
                 budget -= len(messages)
         return out
 
@@ -295,6 +404,8 @@ class MemoryConsumer(Consumer):
         return set(self._assignment)
 
     def highwater(self, tp: TP) -> int | None:
+        if self.read_committed:
+            return self.broker.stable_offset(tp)
         return self.broker.end_offset(tp)
 
     def pause(self, *tps: TP) -> None:
@@ -328,6 +439,32 @@ class MemoryProducer(Producer):
         super().__init__(transport)
         self.broker = transport.broker
         self.messages_sent = 0
+        self._transaction: tuple[str, int] | None = None
+
+    def use_transactions(self, transactional_id: str) -> None:
+        self.transactional = True
+        self.transactional_id = transactional_id
+
+    async def on_start(self) -> None:
+        if self.transactional_id is not None:
+            epoch = self.broker.init_transactions(self.transactional_id)
+            self._transaction = (self.transactional_id, epoch)
+
+    async def commit_transaction(
+        self, offsets: Mapping[TP, int], group_id: str
+    ) -> None:
+        transaction = self._require_transaction()
+        self.broker.commit_transaction(*transaction, offsets, group_id)
+
+    async def abort_transaction(self) -> None:
+        self.broker.abort_transaction(*self._require_transaction())
+
+    def _require_transaction(self) -> tuple[str, int]:
+        if self._transaction is None:
+            raise RuntimeError(
+                "This producer does not send in transactions (or is not started)."
+            )
+        return self._transaction
 
     def send_soon(
         self,
@@ -343,8 +480,10 @@ class MemoryProducer(Producer):
         try:
             _check_bytes(topic, "key", key)
             _check_bytes(topic, "value", value)
+            if self.transactional and self._transaction is None:
+                raise RuntimeError("The transactional producer is not started.")
             metadata = self.broker.append(
-                topic, key, value, partition, timestamp, headers
+                topic, key, value, partition, timestamp, headers, self._transaction
             )
         except Exception as exc:
             logger.error("Sending to topic %r failed: %r", topic, exc)
@@ -412,6 +551,7 @@ class MemoryPartitionReader(PartitionReader):
         super().__init__(transport, offsets)
         self.broker = transport.broker
         self._positions = dict(self.offsets)
+        self.read_committed = transport.conf.processing_guarantee == "exactly_once"
 
     async def start(self) -> None:
         return None
@@ -426,12 +566,18 @@ class MemoryPartitionReader(PartitionReader):
     def _read(self) -> list[MessageT]:
         out: list[MessageT] = []
         for tp, position in self._positions.items():
-            batch = self.broker.read(tp, position, 10_000)
-            self._positions[tp] = position + len(batch)
+            if self.read_committed:
+                batch, after = self.broker.read_committed(tp, position, 10_000)
+            else:
+                batch = self.broker.read(tp, position, 10_000)
+                after = position + len(batch)
+            self._positions[tp] = after
             out.extend(batch)
         return out
 
     def highwater(self, tp: TP) -> int | None:
+        if self.read_committed:
+            return self.broker.stable_offset(tp)
         return self.broker.end_offset(tp)
 
     def position(self, tp: TP) -> int:

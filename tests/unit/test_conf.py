@@ -651,7 +651,7 @@ VALUE_ERRORS: list[tuple[str, Any, str]] = [
     ("TOPIC_REPLICATION_FACTOR", 0, "must be at least 1, got 0"),
     ("KEY_SERIALIZER", "", "must not be empty"),
     ("VALUE_SERIALIZER", "", "must not be empty"),
-    ("PROCESSING_GUARANTEE", "exactly_once", "must be one of 'at_least_once';"),
+    ("PROCESSING_GUARANTEE", "exact", "'at_least_once', 'exactly_once'; got"),
     ("POISON_POLICY", "ignore", "must be one of 'dead_letter', 'skip', 'stop'"),
     ("WORKER_SHUTDOWN_TIMEOUT", 0, "greater than 0, got 0"),
     ("STREAM_BUFFER_MAXSIZE", 0, "must be at least 1, got 0"),

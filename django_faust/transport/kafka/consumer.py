@@ -103,7 +103,7 @@ class AIOKafkaConsumer(Consumer):
             "max_poll_interval_ms": ms(conf.broker_max_poll_interval),
             "max_poll_records": self.max_poll_records,
             "max_partition_fetch_bytes": conf.consumer_max_fetch_size,
-            "isolation_level": "read_uncommitted",
+            "isolation_level": transport.isolation_level,
         }
 
     async def on_start(self) -> None:

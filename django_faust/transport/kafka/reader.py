@@ -36,6 +36,7 @@ class AIOKafkaPartitionReader(PartitionReader):
         self._positions = dict(self.offsets)
         #: Partitions found empty when the reader started (high watermark 0).
         self._empty: set[TP] = set()
+        self._read_committed = transport.isolation_level == "read_committed"
 
     async def start(self) -> None:
         transport = cast("AIOKafkaTransport", self.transport)
@@ -45,6 +46,7 @@ class AIOKafkaPartitionReader(PartitionReader):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=DEFAULT_MAX_POLL_RECORDS,
+            isolation_level=transport.isolation_level,
         )
         await consumer.start()
         tps = {
@@ -69,16 +71,31 @@ class AIOKafkaPartitionReader(PartitionReader):
         return self._consumer
 
     async def getmany(self, timeout: float) -> list[MessageT]:
-        records = await self._client().getmany(timeout_ms=int(timeout * 1000))
+        client = self._client()
+        records = await client.getmany(timeout_ms=int(timeout * 1000))
         out: list[MessageT] = []
         for ktp, messages in records.items():
             if messages:
                 self._positions[TP(ktp.topic, ktp.partition)] = messages[-1].offset + 1
                 out.extend(messages)
+        if self._read_committed:
+            # Transaction markers and aborted records take offsets too: the
+            # position passes them (it may be past the last record returned).
+            for tp in self._positions:
+                ktp = TopicPartition(tp.topic, tp.partition)
+                self._positions[tp] = max(
+                    self._positions[tp], await client.position(ktp)
+                )
         return out
 
     def highwater(self, tp: TP) -> int | None:
-        fetched = self._client().highwater(TopicPartition(tp.topic, tp.partition))
+        ktp = TopicPartition(tp.topic, tp.partition)
+        if self._read_committed:
+            # Under read_committed, the end is the last stable offset: the
+            # first offset of a transaction still open.
+            fetched = self._client().last_stable_offset(ktp)
+        else:
+            fetched = self._client().highwater(ktp)
         if fetched is None and tp in self._empty:
             return 0
         return fetched  # type: ignore[no-any-return]

@@ -11,6 +11,7 @@ from .config import bootstrap_servers, credentials_options, ms
 from .consumer import AIOKafkaConsumer
 from .producer import AIOKafkaProducer
 from .reader import AIOKafkaPartitionReader
+from .transactions import TransactionalProducer
 
 if TYPE_CHECKING:
     from ...conf import Settings
@@ -46,7 +47,18 @@ class AIOKafkaTransport(Transport):
         return AIOKafkaConsumer(self, callbacks)
 
     def create_producer(self) -> AIOKafkaProducer:
+        if self.conf.processing_guarantee == "exactly_once":
+            # Transactional once a worker calls use_transactions().
+            return TransactionalProducer(self)
         return AIOKafkaProducer(self)
+
+    @property
+    def isolation_level(self) -> str:
+        """What every reader of ours reads: only committed transactions under
+        exactly-once (aborted records never reach an agent or a table)."""
+        if self.conf.processing_guarantee == "exactly_once":
+            return "read_committed"
+        return "read_uncommitted"
 
     def create_reader(self, offsets: Mapping[TP, int]) -> AIOKafkaPartitionReader:
         return AIOKafkaPartitionReader(self, offsets)

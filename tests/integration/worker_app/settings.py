@@ -20,6 +20,14 @@ Everything a test varies comes from the environment:
   unset, the worker serves no web (and the project runs without DEBUG);
 * ``WORKER_MEMORY_TABLE``: if set, ``tally`` also counts in a table kept in
   memory (``memory_counts``), whatever ``WORKER_STORE`` says;
+* ``WORKER_PROCESSING_GUARANTEE``: PROCESSING_GUARANTEE (default at-least-once);
+* ``WORKER_SESSION_TIMEOUT``: BROKER_SESSION_TIMEOUT (default 4 s; noida-db
+  wants 6 s or more);
+* ``WORKER_GROUP_INSTANCE_ID``: join as this static group member (KIP-345):
+  a restarted worker replaces its killed predecessor at once (noida-db never
+  drops a SIGKILLed member);
+* ``WORKER_SINK``: if set, ``tally`` also sends each event's source offset and
+  counts to ``tallied<suffix>`` (the exactly-once test reads it);
 * ``WORKER_COMMIT_DELAY``: seconds each offset commit takes more (a slow
   broker), so that kills often land between a changelog flush and its commit.
 
@@ -100,10 +108,13 @@ FAUST = {
     "WEB_PORT": int(WORKER_WEB_PORT or 6066),
     "WEB_BIND": "127.0.0.1",
     "WEB_HOST": "127.0.0.1",
-    "BROKER_SESSION_TIMEOUT": 4.0,
+    "BROKER_SESSION_TIMEOUT": float(os.environ.get("WORKER_SESSION_TIMEOUT") or 4.0),
     "BROKER_HEARTBEAT_INTERVAL": 1.0,
     "COMMIT_INTERVAL": 0.5,
     "POISON_POLICY": os.environ.get("WORKER_POISON_POLICY") or "dead_letter",
+    "PROCESSING_GUARANTEE": (
+        os.environ.get("WORKER_PROCESSING_GUARANTEE") or "at_least_once"
+    ),
     "BROKER_REQUEST_TIMEOUT": float(os.environ.get("WORKER_REQUEST_TIMEOUT") or 30),
     "WORKER_SHUTDOWN_TIMEOUT": float(os.environ.get("WORKER_SHUTDOWN_TIMEOUT") or 30),
 }

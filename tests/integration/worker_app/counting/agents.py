@@ -104,6 +104,15 @@ memory_counts = (
 )
 
 
+#: With ``WORKER_SINK=1``, ``tally`` sends ``{"source", "count",
+#: "memory_count"}`` per event here (the exactly-once test's sink).
+tallied_topic = (
+    app.topic(f"tallied{SUFFIX}", key_type=str)
+    if os.environ.get("WORKER_SINK")
+    else None
+)
+
+
 def _slow_commits(delay: float) -> None:
     """Offset commits that take ``delay`` seconds more (a slow broker): a
     kill then often lands between a changelog flush and its commit."""
@@ -116,6 +125,24 @@ def _slow_commits(delay: float) -> None:
         await commit(self, offsets)
 
     AIOKafkaConsumer._commit_offsets = slow_commit  # type: ignore[method-assign]
+
+
+def _static_member(instance_id: str) -> None:
+    """Join the group as a static member (KIP-345, ``group_instance_id``):
+    a restarted worker with the same id takes its killed predecessor's place
+    at once. noida-db never drops a SIGKILLed member otherwise."""
+    from django_faust.transport.kafka.consumer import AIOKafkaConsumer
+
+    options = AIOKafkaConsumer.client_options
+
+    def static(self: AIOKafkaConsumer) -> dict[str, Any]:
+        return {**options(self), "group_instance_id": instance_id}
+
+    AIOKafkaConsumer.client_options = static  # type: ignore[method-assign]
+
+
+if os.environ.get("WORKER_GROUP_INSTANCE_ID"):
+    _static_member(os.environ["WORKER_GROUP_INSTANCE_ID"])
 
 
 if os.environ.get("WORKER_COMMIT_DELAY"):
@@ -145,6 +172,17 @@ async def tally(stream: Any) -> None:
                 memory_log.flush()
             log.write(f"{where} {counts[key]}\n")
             log.flush()
+            if tallied_topic is not None:
+                await tallied_topic.send(
+                    key=key,
+                    value={
+                        "source": f"{message.partition}:{message.offset}",
+                        "count": counts[key],
+                        "memory_count": (
+                            memory_counts[key] if memory_counts is not None else None
+                        ),
+                    },
+                )
 
 
 @app.timer(0.2, on_leader=True)
