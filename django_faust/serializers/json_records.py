@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json.encoder
 import math
+import re
 import types
 import typing
 from typing import Any, Callable
@@ -123,29 +124,29 @@ def record_decoder(
 
 # -- encoding --------------------------------------------------------------
 
-#: Declared field type -> (test of a value ``v`` the shortcut can write,
-#: replacement field writing it in an f-string). Other values go to the
-#: general path.
+#: Declared field type -> (test that a value ``{v}`` is one the shortcut
+#: writes, expression giving its JSON text). Other values go to the general
+#: path.
 _WRITERS: dict[Any, tuple[str, str]] = {
-    str: ("{v}.__class__ is __faust_str", "{{__faust_quote({v})}}"),
-    int: ("{v}.__class__ is __faust_int", "{{{v}!r}}"),
+    str: ("{v}.__class__ is __faust_str", "__faust_quote({v})"),
+    int: ("{v}.__class__ is __faust_int", "__faust_repr({v})"),
     # JSON numbers decode to int when they have no fraction: a float field
     # of a record without validation often holds one. Infinities and NaN
     # are left to the codec, which spells them its own way.
     float: (
         "({v}.__class__ is __faust_float and __faust_isfinite({v}) or "
         "{v}.__class__ is __faust_int)",
-        "{{{v}!r}}",
+        "__faust_repr({v})",
     ),
     bool: (
         "{v}.__class__ is __faust_bool",
-        "{{__faust_true if {v} else __faust_false}}",
+        "(__faust_true if {v} else __faust_false)",
     ),
 }
 
 
 def _writer(tp: Any) -> tuple[str, str] | None:
-    """The test and the writing of a field of type ``tp``, or None."""
+    """The test and the expression writing a field of type ``tp``, or None."""
     writer = _WRITERS.get(tp)
     if writer is not None:
         return writer
@@ -156,17 +157,21 @@ def _writer(tp: Any) -> tuple[str, str] | None:
             test, write = _WRITERS[members[0]]
             return (
                 f"({{v}} is None or {test})",
-                _optional(write),
+                f"(__faust_null if {{v}} is None else {write})",
             )
     return None
 
 
-def _optional(write: str) -> str:
-    """``write`` (one replacement field), or ``null`` when the value is None."""
-    inner = write[2:-2]  # strip the doubled braces of the template
-    if inner.endswith("!r"):
-        inner = f"__faust_repr({inner[:-2]})"
-    return f"{{{{__faust_null if {{v}} is None else {inner}}}}}"
+def _replacement(expression: str) -> str:
+    """``expression`` as an f-string replacement field.
+
+    ``__faust_repr(x)`` becomes ``x!r``, which f-strings format without a
+    function call.
+    """
+    match = re.fullmatch(r"__faust_repr\((\w+)\)", expression)
+    if match is not None:
+        return f"{{{match.group(1)}!r}}"
+    return f"{{{expression}}}"
 
 
 def _literal(text: str) -> str:
@@ -217,7 +222,7 @@ def record_encoder(
         value = f"__faust_v{index}"
         reads.append(f"    {value} = __faust_self.{name}")
         tests.append(test.format(v=value))
-        members.append((quote(name) + ":", write.format(v=value)))
+        members.append((quote(name) + ":", _replacement(write.format(v=value))))
     if options.include_metadata:
         # Written by the codec itself, so it is the same text by construction.
         metadata = codec._encode({NAMESPACE_KEY: options.namespace})

@@ -32,6 +32,11 @@ guessing.
 
 Failures raise `KeyDecodeError`/`ValueDecodeError` (with the cause chained
 and a preview of the payload) or `EncodeError`.
+
+For a `Record` type with the stock ``json`` codec, the functions returned
+are the per-class shortcuts of `json_records` (bytes to record in one
+frame, plain-field records straight to JSON text), which hand anything
+unusual to the general functions built here.
 """
 
 from __future__ import annotations
