@@ -22,7 +22,15 @@ if TYPE_CHECKING:
     from django_faust.models.converters import Converter
     from django_faust.models.fields import FieldDescriptor
 
-__all__ = ["make_from_data", "make_init", "make_to_representation"]
+__all__ = [
+    "Construction",
+    "compile_function",
+    "construct_from_dict",
+    "indent",
+    "make_from_data",
+    "make_init",
+    "make_to_representation",
+]
 
 _counter = 0
 
@@ -39,9 +47,14 @@ class _Factory:
 _FACTORY = _Factory()
 
 
-def _compile(
+def compile_function(
     model: type, name: str, params: Iterable[str], body: list[str], env: dict[str, Any]
 ) -> Callable[..., Any]:
+    """Compile ``def name(params): body`` in the globals ``env``.
+
+    The function is named as a method of ``model``, and its source goes to
+    `linecache` so that tracebacks show the generated lines.
+    """
     global _counter
     _counter += 1
     lines = [f"def {name}({', '.join(params)}):"]
@@ -63,7 +76,8 @@ def _store(name: str, expr: str, frozen: bool) -> str:
     return f"__faust_self.{name} = {expr}"
 
 
-def _indent(lines: list[str]) -> list[str]:
+def indent(lines: list[str]) -> list[str]:
+    """``lines`` one level (four spaces) deeper."""
     return [f"    {line}" for line in lines]
 
 
@@ -88,7 +102,7 @@ def _guarded(
         test = f"{target}.__class__ is not __faust_skip_{name}"
     else:
         test = f"{target}.__class__ not in __faust_skip_{name}"
-    return [f"if {test}:", *_indent(lines)]
+    return [f"if {test}:", *indent(lines)]
 
 
 def _skip_value(skip: tuple[type, ...] | None) -> Any:
@@ -145,21 +159,39 @@ def make_init(
             body.append(f"    {name} = __faust_factory_{name}()")
             if validator is not None:
                 body.append("else:")
-                body.extend(_indent(check))
+                body.extend(indent(check))
         else:
             seen_default = True
             env[f"__faust_default_{name}"] = field.default
             params.append(f"{name}=__faust_default_{name}")
             if validator is not None:
                 body.append(f"if {name} is not __faust_default_{name}:")
-                body.extend(_indent(check))
+                body.extend(indent(check))
         body.append(_store(name, name, frozen))
     if post_init:
         body.append("__faust_self.__post_init__()")
-    return _compile(model, "__init__", params, body, env)
+    return compile_function(model, "__init__", params, body, env)
 
 
-def make_from_data(
+class Construction:
+    """The lines building a record from a dict, for inlining elsewhere.
+
+    ``lines`` expect the dict in ``__faust_data`` (known to be a ``dict``),
+    build the instance and end with ``return __faust_self``; ``env`` holds
+    the names they use, all starting with ``__faust_``. Besides the
+    generated ``from_data``, the JSON decoder of the serializers inlines
+    them after its own decoding, so that one frame turns bytes into a
+    record (see ``serializers.json_records``).
+    """
+
+    __slots__ = ("env", "lines")
+
+    def __init__(self, lines: list[str], env: dict[str, Any]) -> None:
+        self.lines = lines
+        self.env = env
+
+
+def construct_from_dict(
     model: type,
     fields: Iterable[FieldDescriptor],
     *,
@@ -169,9 +201,8 @@ def make_from_data(
     post_init: bool,
     invalid: Callable[..., Exception],
     missing: Callable[[type, str], Exception],
-    as_mapping: Callable[[type, Any], Any],
-) -> Callable[[Any], Any]:
-    """Generate ``from_data(data)``, with the class bound in.
+) -> Construction:
+    """The body of ``from_data`` after its mapping check.
 
     Unknown keys (including the metadata key) are ignored; absent optional
     fields take their default, which is not converted. A field needing no
@@ -181,16 +212,10 @@ def make_from_data(
         "__faust_MISSING": MISSING,
         "__faust_invalid": invalid,
         "__faust_missing": missing,
-        "__faust_as_mapping": as_mapping,
         "__faust_model": model,
         "__faust_new": object.__new__,
-        "__faust_dict": dict,
     }
-    body = [
-        "if __faust_data.__class__ is not __faust_dict:",
-        "    __faust_data = __faust_as_mapping(__faust_model, __faust_data)",
-        "__faust_self = __faust_new(__faust_model)",
-    ]
+    body = ["__faust_self = __faust_new(__faust_model)"]
     if frozen:
         body.append("__faust_d = __faust_self.__dict__")
     for field in fields:
@@ -229,12 +254,34 @@ def make_from_data(
         body.append(f"    __faust_v = {default}")
         if converter is not None:
             body.append("else:")
-            body.extend(_indent(convert))
+            body.extend(indent(convert))
         body.append(_store(name, "__faust_v", frozen))
     if post_init:
         body.append("__faust_self.__post_init__()")
     body.append("return __faust_self")
-    return _compile(model, "from_data", ["__faust_data"], body, env)
+    return Construction(body, env)
+
+
+def make_from_data(
+    model: type,
+    construction: Construction,
+    *,
+    as_mapping: Callable[[type, Any], Any],
+) -> Callable[[Any], Any]:
+    """Generate ``from_data(data)``, with the class bound in.
+
+    A ``dict`` goes straight to ``construction``; any other argument is
+    first checked by ``as_mapping``.
+    """
+    env = dict(construction.env)
+    env["__faust_as_mapping"] = as_mapping
+    env["__faust_dict"] = dict
+    body = [
+        "if __faust_data.__class__ is not __faust_dict:",
+        "    __faust_data = __faust_as_mapping(__faust_model, __faust_data)",
+        *construction.lines,
+    ]
+    return compile_function(model, "from_data", ["__faust_data"], body, env)
 
 
 def make_to_representation(
@@ -263,4 +310,4 @@ def make_to_representation(
         # A new dict per call, so no caller can alter the shared original.
         items.append(f"    {key!r}: {mapping!r},")
     body = ["return {", *items, "}"]
-    return _compile(model, "to_representation", ["__faust_self"], body, env)
+    return compile_function(model, "to_representation", ["__faust_self"], body, env)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
+    from django_faust.models.codegen import Construction
     from django_faust.models.converters import Converter
     from django_faust.models.fields import FieldDescriptor
 
@@ -51,6 +52,7 @@ class RecordOptions:
 
     __slots__ = (
         "abstract",
+        "construction",
         "decoders",
         "field_names",
         "fields",
@@ -99,6 +101,10 @@ class RecordOptions:
         #: The class's ``from_data``, reachable without a (slow) attribute
         #: lookup on the class itself.
         self.from_data: Callable[[Any], Any] = _abstract_from_data
+        #: How the generated ``from_data`` builds an instance from a dict
+        #: (a `codegen.Construction`), for code inlining it; None until the
+        #: class is prepared, and when the class defines ``from_data``.
+        self.construction: Construction | None = None
 
     def __repr__(self) -> str:
         return (

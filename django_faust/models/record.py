@@ -457,6 +457,16 @@ class Record(metaclass=RecordMeta):
         skip = {name: unchanged_classes(tp) for name, tp in types.items()}
         fields = list(options.fields.values())
         post_init = hasattr(cls, "__post_init__")
+        construction = codegen.construct_from_dict(
+            cls,
+            fields,
+            frozen=options.frozen,
+            converters=decoders,
+            skip=skip,
+            post_init=post_init,
+            invalid=_invalid,
+            missing=_missing,
+        )
         generated: dict[str, Any] = {
             "__init__": codegen.make_init(
                 cls,
@@ -468,17 +478,7 @@ class Record(metaclass=RecordMeta):
                 invalid=_invalid,
             ),
             "from_data": staticmethod(
-                codegen.make_from_data(
-                    cls,
-                    fields,
-                    frozen=options.frozen,
-                    converters=decoders,
-                    skip=skip,
-                    post_init=post_init,
-                    invalid=_invalid,
-                    missing=_missing,
-                    as_mapping=_as_mapping,
-                )
+                codegen.make_from_data(cls, construction, as_mapping=_as_mapping)
             ),
             "to_representation": codegen.make_to_representation(
                 cls,
@@ -496,6 +496,8 @@ class Record(metaclass=RecordMeta):
             if name in options.generated:
                 type.__setattr__(cls, name, function)
         options.from_data = cls.from_data
+        if "from_data" in options.generated:
+            options.construction = construction
         options.prepared = True
 
 

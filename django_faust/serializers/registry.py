@@ -32,6 +32,11 @@ guessing.
 
 Failures raise `KeyDecodeError`/`ValueDecodeError` (with the cause chained
 and a preview of the payload) or `EncodeError`.
+
+For a `Record` type with the stock ``json`` codec, the functions returned
+are the per-class shortcuts of `json_records` (bytes to record in one
+frame, plain-field records straight to JSON text), which hand anything
+unusual to the general functions built here.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ from django_faust.exceptions import (
 from django_faust.models import METADATA_KEY, Record
 from django_faust.models.converters import coercer_for, describe_type, show_value
 from django_faust.models.namespaces import decode_model_payload, record_loader
-from django_faust.serializers import codecs
+from django_faust.serializers import codecs, json_records
 from django_faust.serializers.codecs import Codec
 
 __all__ = [
@@ -216,7 +221,12 @@ def _make_decoder(
         return decode_raw
 
     if type(codec).loads is Codec.loads:
-        return _make_plain_decoder(codec, convert, fail)
+        decoder = _make_plain_decoder(codec, convert, fail)
+        if _is_record_type(typ):
+            fast = json_records.record_decoder(typ, codec, decoder, fail)
+            if fast is not None:
+                return fast
+        return decoder
 
     loads = codec.loads
 
@@ -329,7 +339,8 @@ def _make_encoder(typ: Any, serializer: Any, what: str) -> Encoder:
         codec_name = serializer
         if codec_name is None:
             codec_name = typ._options.serializer or "json"
-        dumps = codecs.get_codec(codec_name).dumps
+        codec = codecs.get_codec(codec_name)
+        dumps = codec.dumps
 
         def encode(obj: Any) -> bytes:
             if obj.__class__ is bytes:
@@ -362,6 +373,11 @@ def _make_encoder(typ: Any, serializer: Any, what: str) -> Encoder:
                 f"Cannot encode {what} {show_value(obj)} {context}: {exc}"
             ) from exc
 
+    if _is_record_type(typ):
+        codec = codecs.get_codec(serializer or typ._options.serializer or "json")
+        fast = json_records.record_encoder(typ, codec, encoder)
+        if fast is not None:
+            return fast
     return encoder
 
 
