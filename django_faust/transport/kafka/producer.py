@@ -46,7 +46,7 @@ _Unrouted = tuple[
     "bytes | None",
     "int | None",
     "int | None",
-    "Sequence[tuple[str, bytes]]",
+    "list[tuple[str, bytes]]",
     "asyncio.Future[RecordMetadata]",
     "SendReport | None",
 ]
@@ -258,7 +258,7 @@ class AIOKafkaProducer(Producer):
                     value,
                     partition,
                     timestamp_ms,
-                    tuple(headers),
+                    list(headers),
                     fut,
                     report,
                 )
@@ -357,6 +357,8 @@ class AIOKafkaProducer(Producer):
                 report,
             )
             return
+        # aiokafka's record builder takes a list, nothing else.
+        pairs = headers if type(headers) is list else list(headers)
         where = (topic, partition)
         batch = self._open.get(where)
         if batch is None:
@@ -364,17 +366,23 @@ class AIOKafkaProducer(Producer):
                 topic, partition, client.create_batch()
             )
         timestamp = None if timestamp_ms is None else timestamp_ms / 1000
-        meta = batch.builder.append(
-            key=key, value=value, timestamp=timestamp, headers=headers
-        )
-        if meta is None and batch.members:
-            self._full.append(batch)
-            batch = self._open[where] = _OpenBatch(
-                topic, partition, client.create_batch()
-            )
+        try:
             meta = batch.builder.append(
-                key=key, value=value, timestamp=timestamp, headers=headers
+                key=key, value=value, timestamp=timestamp, headers=pairs
             )
+            if meta is None and batch.members:
+                self._full.append(batch)
+                batch = self._open[where] = _OpenBatch(
+                    topic, partition, client.create_batch()
+                )
+                meta = batch.builder.append(
+                    key=key, value=value, timestamp=timestamp, headers=pairs
+                )
+        except Exception as exc:  # not bytes, say: this message alone fails
+            if not batch.members:
+                del self._open[where]
+            self._fail(topic, fut, exc, report)
+            return
         if meta is None:
             # The (now closed) empty batch cannot take anything else.
             del self._open[where]
@@ -548,12 +556,18 @@ class AIOKafkaProducer(Producer):
             self._batch_failed(batch, exc)
             return
         topic, partition = batch.topic, batch.partition
-        base = delivery.result().offset
-        for fut, relative, timestamp_ms in batch.members:
-            if not fut.done():
-                fut.set_result(
-                    RecordMetadata(topic, partition, base + relative, timestamp_ms)
-                )
+        delivered = delivery.result()
+        if delivered is None:  # PRODUCER_ACKS=0: sent, offsets unknown
+            for fut, _, timestamp_ms in batch.members:
+                if not fut.done():
+                    fut.set_result(RecordMetadata(topic, partition, -1, timestamp_ms))
+        else:
+            base = delivered.offset
+            for fut, relative, timestamp_ms in batch.members:
+                if not fut.done():
+                    fut.set_result(
+                        RecordMetadata(topic, partition, base + relative, timestamp_ms)
+                    )
         self._report(batch, None)
 
     def _batch_failed(self, batch: _OpenBatch, exc: BaseException) -> None:
