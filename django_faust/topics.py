@@ -261,7 +261,7 @@ class Topic(Channel):
             partition=partition,
             timestamp=timestamp,
             headers=header_pairs,
-            report=self._reporter(name),
+            report=self._report or self._reporter(name),
         )
         if callback is not None:
             fut.add_done_callback(callback)
@@ -334,7 +334,7 @@ class Topic(Channel):
             partition=partition,
             timestamp=timestamp,
             headers=header_pairs,
-            report=self._reporter(name),
+            report=self._report or self._reporter(name),
         )
         if callback is not None:
             fut.add_done_callback(callback)

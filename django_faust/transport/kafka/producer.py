@@ -55,6 +55,9 @@ _Unrouted = tuple[
 #: the batch's first, and its timestamp in ms (None: the broker's).
 _Member = tuple["asyncio.Future[RecordMetadata]", int, "int | None"]
 
+#: The headers of a message without any, as aiokafka's builder wants them.
+_NO_HEADERS: list[tuple[str, bytes]] = []
+
 #: Partitions remembered per topic for keys, before the cache starts over.
 KEY_CACHE_SIZE = 100_000
 
@@ -298,8 +301,9 @@ class AIOKafkaProducer(Producer):
         Keys use the producer's partitioner (Kafka's murmur2), remembered
         per key: keys repeat, and murmur2 is pure Python. Keyless messages
         stick to one partition, picked by the partitioner (at random among
-        those with a leader), until the drainer takes the batches over:
-        whole batches instead of one message per partition each.
+        those with a leader), until its batch is full or the drainer takes
+        the batches over: whole batches instead of one message per
+        partition each.
         """
         if partition is not None:
             if not 0 <= partition < count:
@@ -357,8 +361,9 @@ class AIOKafkaProducer(Producer):
                 report,
             )
             return
-        # aiokafka's record builder takes a list, nothing else.
-        pairs = headers if type(headers) is list else list(headers)
+        # aiokafka's record builder takes a list, nothing else (and only
+        # reads it: the empty one can be shared).
+        pairs = list(headers) if headers else _NO_HEADERS
         where = (topic, partition)
         batch = self._open.get(where)
         if batch is None:
@@ -372,6 +377,11 @@ class AIOKafkaProducer(Producer):
             )
             if meta is None and batch.members:
                 self._full.append(batch)
+                if self._sticky.get(topic) == partition:
+                    # Keyless messages move on with each full batch: aiokafka
+                    # takes a partition's next batch only once the previous
+                    # one is on its way, so filling one partition waits.
+                    del self._sticky[topic]
                 batch = self._open[where] = _OpenBatch(
                     topic, partition, client.create_batch()
                 )
