@@ -9,6 +9,7 @@ checked without a broker.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -296,5 +297,5 @@ async def test_keyless_sends_move_to_another_partition_when_a_batch_fills():
     shipped = [(p, n) for _, p, n, _ in client.shipped]
     assert len(shipped) > 1
     # Each full batch went to a partition of its own, one after the other.
-    assert all(a[0] != b[0] for a, b in zip(shipped, shipped[1:]))
+    assert all(a[0] != b[0] for a, b in itertools.pairwise(shipped))
     assert sum(n for _, n in shipped) == len(futures)
