@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -91,6 +90,7 @@ class Topic(Channel):
         self._single_name: str | None = None
         #: Whether mappings sent here are checked against a Record value_type.
         self._checks_mappings: bool | None = None
+        self._report: _SendReporter | None = None
 
     # -- identity ----------------------------------------------------------
 
@@ -193,6 +193,13 @@ class Topic(Channel):
             )
         return fun(value)
 
+    def _reporter(self, name: str) -> _SendReporter:
+        """The one `SendReport` of this topic: it tells the app's sensors."""
+        report = self._report
+        if report is None:
+            report = self._report = _SendReporter(self.app.sensors, name)
+        return report
+
     # -- reading -------------------------------------------------------------
 
     def subscribe(self) -> Subscription:
@@ -247,7 +254,6 @@ class Topic(Channel):
         producer = app.producer
         if not producer.started:
             producer = await app.maybe_start_producer()
-        started = time.monotonic()
         fut = await producer.send(
             name,
             key_bytes,
@@ -255,8 +261,8 @@ class Topic(Channel):
             partition=partition,
             timestamp=timestamp,
             headers=header_pairs,
+            report=self._report or self._reporter(name),
         )
-        fut.add_done_callback(_send_sensor(self.app.sensors, name, started))
         if callback is not None:
             fut.add_done_callback(callback)
         return fut
@@ -321,7 +327,6 @@ class Topic(Channel):
         name, key_bytes, value_bytes, header_pairs = self.prepare(
             key, value, headers, key_serializer, value_serializer
         )
-        started = time.monotonic()
         fut = self.app.producer.send_soon(
             name,
             key_bytes,
@@ -329,8 +334,8 @@ class Topic(Channel):
             partition=partition,
             timestamp=timestamp,
             headers=header_pairs,
+            report=self._report or self._reporter(name),
         )
-        fut.add_done_callback(_send_sensor(self.app.sensors, name, started))
         if callback is not None:
             fut.add_done_callback(callback)
         return fut
@@ -504,13 +509,19 @@ def _is_record_type(value_type: Any) -> bool:
     return isinstance(value_type, type) and issubclass(value_type, Record)
 
 
-def _send_sensor(
-    sensors: Any, topic: str, started: float
-) -> Callable[[asyncio.Future[RecordMetadata]], None]:
-    """A done callback telling the sensors how a send went, and how long it took."""
+class _SendReporter:
+    """Tells the sensors how sends to one topic went, a batch at a time.
 
-    def _sent(done: asyncio.Future[RecordMetadata]) -> None:
-        error = None if done.cancelled() else done.exception()
-        sensors.on_send(topic, time.monotonic() - started, error)
+    Handed to the producer with each message (a `SendReport`): the producer
+    counts the messages per reporter in each batch and calls it once per
+    delivered batch, instead of a done callback per message.
+    """
 
-    return _sent
+    __slots__ = ("sensors", "topic")
+
+    def __init__(self, sensors: Any, topic: str) -> None:
+        self.sensors = sensors
+        self.topic = topic
+
+    def __call__(self, count: int, seconds: float, error: BaseException | None) -> None:
+        self.sensors.on_sends(self.topic, count, seconds, error)

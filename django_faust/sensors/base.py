@@ -40,6 +40,19 @@ class Sensor:
     def on_send(self, topic: str, seconds: float, error: BaseException | None) -> None:
         """A message to ``topic`` was acknowledged (or failed) after ``seconds``."""
 
+    def on_sends(
+        self, topic: str, count: int, seconds: float, error: BaseException | None
+    ) -> None:
+        """``count`` messages to ``topic`` were acknowledged (or failed) together.
+
+        The producer delivers in batches and reports each batch once, with
+        the time since its first message was accepted. By default this calls
+        `on_send` ``count`` times, so a sensor only needs `on_send`; one that
+        can count in bulk (the `Monitor`) overrides this too.
+        """
+        for _ in range(count):
+            self.on_send(topic, seconds, error)
+
     def on_dead_letter(self, topic: str) -> None:
         """An event of ``topic`` went to the dead-letter topic."""
 
@@ -96,6 +109,11 @@ class SensorDelegate(Sensor):
 
     def on_send(self, topic: str, seconds: float, error: BaseException | None) -> None:
         self._each("on_send", topic, seconds, error)
+
+    def on_sends(
+        self, topic: str, count: int, seconds: float, error: BaseException | None
+    ) -> None:
+        self._each("on_sends", topic, count, seconds, error)
 
     def on_dead_letter(self, topic: str) -> None:
         self._each("on_dead_letter", topic)

@@ -38,6 +38,16 @@ class Latency:
         self.count += 1
         self.total += seconds
 
+    def add_many(self, seconds: float, count: int) -> None:
+        """``count`` durations of ``seconds`` (a batch delivered together).
+
+        One sample stands for the batch in the percentiles; the count and
+        the average weigh every member.
+        """
+        self.samples.append(seconds)
+        self.count += count
+        self.total += seconds * count
+
     def asdict(self) -> dict[str, float | int | None]:
         ordered = sorted(self.samples)
 
@@ -95,6 +105,15 @@ class Monitor(Sensor):
             self.send_latency.add(seconds)
         else:
             self.send_errors[topic] += 1
+
+    def on_sends(
+        self, topic: str, count: int, seconds: float, error: BaseException | None
+    ) -> None:
+        if error is None:
+            self.sends[topic] += count
+            self.send_latency.add_many(seconds, count)
+        else:
+            self.send_errors[topic] += count
 
     def on_dead_letter(self, topic: str) -> None:
         self.dead_letters[topic] += 1

@@ -85,9 +85,16 @@ class PrometheusSensor(Sensor):
         )
         self.send_latency = Histogram(
             "faust_send_latency_seconds",
-            "Time from handing a message to the producer to the broker's ack.",
+            "Time from handing a batch's first message to the producer to the "
+            "broker's ack of the batch (one sample per delivered batch).",
             ["topic"],
             buckets=BUCKETS,
+            registry=r,
+        )
+        self.sends = Counter(
+            "faust_sends",
+            "Messages the broker acknowledged.",
+            ["topic"],
             registry=r,
         )
         self.send_errors = Counter(
@@ -127,10 +134,18 @@ class PrometheusSensor(Sensor):
         self.commit_latency.observe(seconds)
 
     def on_send(self, topic: str, seconds: float, error: BaseException | None) -> None:
+        self.on_sends(topic, 1, seconds, error)
+
+    def on_sends(
+        self, topic: str, count: int, seconds: float, error: BaseException | None
+    ) -> None:
+        # One histogram sample per batch: an observation costs microseconds
+        # (a lock, the buckets), too much to pay per message.
         if error is None:
+            self.sends.labels(topic).inc(count)
             self.send_latency.labels(topic).observe(seconds)
         else:
-            self.send_errors.labels(topic).inc()
+            self.send_errors.labels(topic).inc(count)
 
     def on_dead_letter(self, topic: str) -> None:
         self.dead_letters.labels(topic).inc()

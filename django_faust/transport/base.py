@@ -37,6 +37,7 @@ __all__ = [
     "ConsumerCallbacks",
     "PartitionReader",
     "Producer",
+    "SendReport",
     "Transport",
 ]
 
@@ -119,6 +120,12 @@ class ConsumerCallbacks:
     copartitioned: Callable[[], Iterable[Collection[str]] | None] | None = None
 
 
+#: Told how sends went, several at a time: ``report(count, seconds, error)``.
+#: A topic hands the producer one (it calls the app's sensors), so that a
+#: delivered batch is reported once instead of with a callback per message.
+SendReport = Callable[[int, float, "BaseException | None"], None]
+
+
 class Producer(Service, abc.ABC):
     """Sends messages to the broker and declares topics."""
 
@@ -160,8 +167,13 @@ class Producer(Service, abc.ABC):
         partition: int | None = None,
         timestamp: float | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
+        report: SendReport | None = None,
     ) -> asyncio.Future[RecordMetadata]:
-        """Accept a message for sending; the future resolves on delivery."""
+        """Accept a message for sending; the future resolves on delivery.
+
+        ``report``, if given, is called once the message was delivered (or
+        failed), possibly together with others that have the same ``report``.
+        """
 
     @abc.abstractmethod
     def send_soon(
@@ -173,6 +185,7 @@ class Producer(Service, abc.ABC):
         partition: int | None = None,
         timestamp: float | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
+        report: SendReport | None = None,
     ) -> asyncio.Future[RecordMetadata]:
         """Like `send`, without awaiting: usable from sync code in the loop."""
 

@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from ..exceptions import ImproperlyConfigured, TransactionError
 from ..types import TP, Message, MessageT, RecordMetadata
 from .assignment import assign_partitions, assign_standbys, by_topic
-from .base import Consumer, ConsumerCallbacks, PartitionReader, Producer, Transport
+from .base import (
+    Consumer,
+    ConsumerCallbacks,
+    PartitionReader,
+    Producer,
+    SendReport,
+    Transport,
+)
 from .kafka.compat import murmur2
 
 if TYPE_CHECKING:
@@ -475,6 +482,7 @@ class MemoryProducer(Producer):
         partition: int | None = None,
         timestamp: float | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
+        report: SendReport | None = None,
     ) -> asyncio.Future[RecordMetadata]:
         fut: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
         try:
@@ -488,9 +496,13 @@ class MemoryProducer(Producer):
         except Exception as exc:
             logger.error("Sending to topic %r failed: %r", topic, exc)
             fut.set_exception(exc)
+            if report is not None:
+                report(1, 0.0, exc)
         else:
             self.messages_sent += 1
             fut.set_result(metadata)
+            if report is not None:
+                report(1, 0.0, None)
         return fut
 
     async def send(
@@ -502,9 +514,16 @@ class MemoryProducer(Producer):
         partition: int | None = None,
         timestamp: float | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
+        report: SendReport | None = None,
     ) -> asyncio.Future[RecordMetadata]:
         fut = self.send_soon(
-            topic, key, value, partition=partition, timestamp=timestamp, headers=headers
+            topic,
+            key,
+            value,
+            partition=partition,
+            timestamp=timestamp,
+            headers=headers,
+            report=report,
         )
         if fut.exception() is not None:
             # Raise here, like a real producer that refuses a bad message.

@@ -41,7 +41,7 @@ async def test_awaited_sends_stay_bounded_and_arrive_in_order(
         futures = []
         for n in range(total):
             futures.append(await topic.send(key=f"k{n % 10}", value=n))
-            buffered.append(len(producer._buffer))
+            buffered.append(producer.buffered)
         await producer.flush()
         assert all(f.done() and not f.exception() for f in futures)
     # Bounded: at most one round in aiokafka's hands and one waiting here.

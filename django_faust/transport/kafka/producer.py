@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -24,7 +25,7 @@ from aiokafka.errors import (
 )
 
 from ...types import RecordMetadata
-from ..base import Producer
+from ..base import Producer, SendReport
 from . import compat
 from .config import ms
 
@@ -36,18 +37,50 @@ __all__ = ["BUFFER_HIGH_WATER", "AIOKafkaProducer"]
 logger = logging.getLogger(__name__)
 
 
-#: A `send_soon` message waiting in the local buffer: topic, key, value,
-#: partition, timestamp in ms, headers, and the future handed to the caller.
-#: A plain tuple: one is made per message.
-_Pending = tuple[
+#: A message accepted before its topic's partitions were known: topic, key,
+#: value, partition, timestamp in ms, headers, the caller's future, and the
+#: caller's report. A plain tuple: one is made per such message.
+_Unrouted = tuple[
     str,
     "bytes | None",
     "bytes | None",
     "int | None",
     "int | None",
-    "list[tuple[str, bytes]] | None",
+    "list[tuple[str, bytes]]",
     "asyncio.Future[RecordMetadata]",
+    "SendReport | None",
 ]
+
+#: A message in an open batch: the caller's future, its offset relative to
+#: the batch's first, and its timestamp in ms (None: the broker's).
+_Member = tuple["asyncio.Future[RecordMetadata]", int, "int | None"]
+
+#: The headers of a message without any, as aiokafka's builder wants them.
+_NO_HEADERS: list[tuple[str, bytes]] = []
+
+#: Partitions remembered per topic for keys, before the cache starts over.
+KEY_CACHE_SIZE = 100_000
+
+
+class _OpenBatch:
+    """The aiokafka batch of one partition that sends are appended to.
+
+    The partition is chosen when a message is accepted, so the message is
+    encoded into its batch at once (one pass, as a hand-written aiokafka
+    loop does). `reports` counts the members per `SendReport`, so that the
+    sensors hear of a delivered batch once.
+    """
+
+    __slots__ = ("builder", "members", "opened", "partition", "reports", "topic")
+
+    def __init__(self, topic: str, partition: int, builder: Any) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.builder = builder
+        self.members: list[_Member] = []
+        #: When its first message was accepted (the latency reported).
+        self.opened = time.monotonic()
+        self.reports: dict[SendReport, int] = {}
 
 
 #: Buffered messages at which `send` waits for the buffer to be handed over.
@@ -70,14 +103,28 @@ class AIOKafkaProducer(Producer):
         self._producer: aiokafka.AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._admin_lock = asyncio.Lock()
-        self._buffer: deque[_Pending] = deque()
+        #: Messages waiting for their topic's metadata, in order (see
+        #: `send_soon`); while any wait, every message waits behind them.
+        self._unrouted: deque[_Unrouted] = deque()
+        #: The batch each partition's messages are appended to now.
+        self._open: dict[tuple[str, int], _OpenBatch] = {}
+        #: Batches that filled up, oldest first, not handed to aiokafka yet.
+        self._full: list[_OpenBatch] = []
+        #: Messages accepted and not yet taken by the drainer.
+        self._pending = 0
         self._buffer_ready = asyncio.Event()
         #: Set each time the drainer takes the buffer over (see `send`).
         self._buffer_taken = asyncio.Event()
         self._drain_lock = asyncio.Lock()
         self._declared: set[str] = set()
         self._known_topics: set[str] = set()
-        self._partition_cache: dict[str, tuple[int, dict[bytes, int]]] = {}
+        #: Partition counts of the topics messages are routed for at once.
+        self._counts: dict[str, int] = {}
+        self._key_partitions: dict[str, dict[bytes, int]] = {}
+        #: The partition keyless messages of a topic go to until the
+        #: drainer next takes the batches over (sticky, as Kafka's own).
+        self._sticky: dict[str, int] = {}
+        self._size_limit = self.conf.producer_max_request_size
         self._sender_running = False
 
     def _client(self) -> aiokafka.AIOKafkaProducer:
@@ -113,9 +160,12 @@ class AIOKafkaProducer(Producer):
     async def on_shutdown(self) -> None:
         # The drain task is gone: fail what arrived after the last flush
         # rather than leave its senders waiting forever.
-        while self._buffer:
-            topic, *_, fut = self._buffer.popleft()
-            self._fail(topic, fut, RuntimeError("The producer stopped before sending."))
+        stopped = RuntimeError("The producer stopped before sending.")
+        while self._unrouted:
+            topic, *_, fut, report = self._unrouted.popleft()
+            self._fail(topic, fut, stopped, report)
+        for batch in self._take():
+            self._batch_failed(batch, stopped)
         producer, self._producer = self._producer, None
         admin, self._admin = self._admin, None
         if producer is not None:
@@ -124,6 +174,11 @@ class AIOKafkaProducer(Producer):
             await admin.close()
 
     # -- sending ---------------------------------------------------------------
+
+    @property
+    def buffered(self) -> int:
+        """Messages accepted and not yet taken over by the drainer."""
+        return self._pending
 
     async def send(
         self,
@@ -134,36 +189,42 @@ class AIOKafkaProducer(Producer):
         partition: int | None = None,
         timestamp: float | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
+        report: SendReport | None = None,
     ) -> asyncio.Future[RecordMetadata]:
         """Like `send_soon`, but waits while too much is buffered.
 
-        Everything goes through the one local buffer, so per-partition order
-        holds across `send` and `send_soon`, and both get batched. Below
+        Everything goes through the same per-partition batches, so
+        per-partition order holds across `send` and `send_soon`. Below
         `BUFFER_HIGH_WATER` this returns without suspending; above it, it
-        waits for the background drainer to take the buffer over (see
+        waits for the background drainer to take the batches over (see
         `_make_room`), not for the broker.
         """
         fut = self.send_soon(
-            topic, key, value, partition=partition, timestamp=timestamp, headers=headers
+            topic,
+            key,
+            value,
+            partition=partition,
+            timestamp=timestamp,
+            headers=headers,
+            report=report,
         )
-        if len(self._buffer) >= BUFFER_HIGH_WATER:
+        if self._pending >= BUFFER_HIGH_WATER:
             await self._make_room()
         return fut
 
     async def _make_room(self) -> None:
-        """Wait until the buffer is below `BUFFER_HIGH_WATER` again.
+        """Wait until fewer than `BUFFER_HIGH_WATER` messages are buffered.
 
         Draining inline here would hold the sending agent through aiokafka's
         wait for each partition's previous request (a round trip per
-        partition); handing the buffer to the drainer task lets the agent go
-        on while that batch is in flight. The buffer still holds at most
+        partition); handing the batches to the drainer task lets the agent
+        go on while they are in flight. The buffer still holds at most
         about twice the high water: the drainer takes a round only once the
         previous one is handed to aiokafka, and until then senders wait
         here. Stopping, or with no drainer running, drain inline.
         """
-        buffer = self._buffer
         taken = self._buffer_taken
-        while len(buffer) >= BUFFER_HIGH_WATER:
+        while self._pending >= BUFFER_HIGH_WATER:
             if self.should_stop or not self._sender_running:
                 await self._drain()
                 return
@@ -180,26 +241,180 @@ class AIOKafkaProducer(Producer):
         partition: int | None = None,
         timestamp: float | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
+        report: SendReport | None = None,
     ) -> asyncio.Future[RecordMetadata]:
+        """Append the message to its partition's batch; the drainer ships it.
+
+        The partition is chosen here when the topic's partitions are known
+        (and nothing waits for metadata ahead of it); otherwise the message
+        waits, in order, until the drainer fetched the metadata.
+        """
         fut: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
-        self._buffer.append(
-            (
-                topic,
-                key,
-                value,
-                partition,
-                None if timestamp is None else ms(timestamp),
-                list(headers) if headers else None,
-                fut,
+        timestamp_ms = None if timestamp is None else ms(timestamp)
+        client = self._producer
+        count = self._counts.get(topic)
+        if client is None or count is None or self._unrouted:
+            self._unrouted.append(
+                (
+                    topic,
+                    key,
+                    value,
+                    partition,
+                    timestamp_ms,
+                    list(headers),
+                    fut,
+                    report,
+                )
             )
-        )
+            self._pending += 1
+        else:
+            try:
+                chosen = self._route(client, topic, count, key, partition)
+            except Exception as exc:
+                self._fail(topic, fut, exc, report)
+            else:
+                self._append(
+                    client,
+                    topic,
+                    chosen,
+                    key,
+                    value,
+                    timestamp_ms,
+                    headers,
+                    fut,
+                    report,
+                )
         if not self._buffer_ready.is_set():
             self._buffer_ready.set()
         return fut
 
+    def _route(
+        self,
+        client: aiokafka.AIOKafkaProducer,
+        topic: str,
+        count: int,
+        key: bytes | None,
+        partition: int | None,
+    ) -> int:
+        """The partition of a message to ``topic``, which has ``count``.
+
+        Keys use the producer's partitioner (Kafka's murmur2), remembered
+        per key: keys repeat, and murmur2 is pure Python. Keyless messages
+        stick to one partition, picked by the partitioner (at random among
+        those with a leader), until its batch is full or the drainer takes
+        the batches over: whole batches instead of one message per
+        partition each.
+        """
+        if partition is not None:
+            if not 0 <= partition < count:
+                raise ValueError(
+                    f"Topic {topic!r} has no partition {partition} (it has {count})."
+                )
+            return partition
+        if key is None:
+            sticky = self._sticky.get(topic)
+            if sticky is None:
+                sticky = self._sticky[topic] = compat.partition_for(
+                    client, topic, None, None
+                )
+            return sticky
+        known = self._key_partitions.get(topic)
+        if known is None:
+            known = self._key_partitions[topic] = {}
+        chosen = known.get(key)
+        if chosen is None:
+            if len(known) >= KEY_CACHE_SIZE:
+                known.clear()
+            chosen = known[key] = compat.partition_for(client, topic, key, None)
+        return chosen
+
+    def _append(
+        self,
+        client: aiokafka.AIOKafkaProducer,
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int | None,
+        headers: Sequence[tuple[str, bytes]],
+        fut: asyncio.Future[RecordMetadata],
+        report: SendReport | None,
+    ) -> None:
+        """Encode a message into its partition's open batch.
+
+        A full batch waits in `_full` for the drainer and a new one takes
+        its place. A message larger than PRODUCER_MAX_REQUEST_SIZE, or than
+        an empty batch, fails its future (what aiokafka's ``send()`` checks).
+        """
+        limit = self._size_limit
+        size = len(key or b"") + len(value or b"")
+        if headers:
+            size += sum(len(n) + len(v or b"") for n, v in headers)
+        if size > limit:
+            self._fail(
+                topic,
+                fut,
+                MessageSizeTooLargeError(
+                    f"The message is {size} bytes, more than "
+                    f"PRODUCER_MAX_REQUEST_SIZE ({limit})."
+                ),
+                report,
+            )
+            return
+        # aiokafka's record builder takes a list, nothing else (and only
+        # reads it: the empty one can be shared).
+        pairs = list(headers) if headers else _NO_HEADERS
+        where = (topic, partition)
+        batch = self._open.get(where)
+        if batch is None:
+            batch = self._open[where] = _OpenBatch(
+                topic, partition, client.create_batch()
+            )
+        timestamp = None if timestamp_ms is None else timestamp_ms / 1000
+        try:
+            meta = batch.builder.append(
+                key=key, value=value, timestamp=timestamp, headers=pairs
+            )
+            if meta is None and batch.members:
+                self._full.append(batch)
+                if self._sticky.get(topic) == partition:
+                    # Keyless messages move on with each full batch: aiokafka
+                    # takes a partition's next batch only once the previous
+                    # one is on its way, so filling one partition waits.
+                    del self._sticky[topic]
+                batch = self._open[where] = _OpenBatch(
+                    topic, partition, client.create_batch()
+                )
+                meta = batch.builder.append(
+                    key=key, value=value, timestamp=timestamp, headers=pairs
+                )
+        except Exception as exc:  # not bytes, say: this message alone fails
+            if not batch.members:
+                del self._open[where]
+            self._fail(topic, fut, exc, report)
+            return
+        if meta is None:
+            # The (now closed) empty batch cannot take anything else.
+            del self._open[where]
+            self._fail(
+                topic,
+                fut,
+                MessageSizeTooLargeError(
+                    f"a message of {size} bytes does not fit in a batch "
+                    "(PRODUCER_MAX_BATCH_SIZE)"
+                ),
+                report,
+            )
+            return
+        batch.members.append((fut, meta.offset, timestamp_ms))
+        if report is not None:
+            reports = batch.reports
+            reports[report] = reports.get(report, 0) + 1
+        self._pending += 1
+
     @Producer.task
     async def _sender(self) -> None:
-        """Hand `send_soon` messages to aiokafka, in the order they came."""
+        """Hand the accepted messages to aiokafka, in the order they came."""
         ready = self._buffer_ready
         self._sender_running = True
         try:
@@ -211,8 +426,11 @@ class AIOKafkaProducer(Producer):
             self._sender_running = False
             self._buffer_taken.set()  # senders waiting for room drain inline
 
+    def _has_pending(self) -> bool:
+        return bool(self._unrouted or self._open or self._full)
+
     async def _drain(self) -> None:
-        """Move the local buffer into aiokafka, one batch per partition.
+        """Hand every batch to aiokafka, routing what waited for metadata.
 
         Building `create_batch()` batches ourselves gives one broker future
         per batch instead of one per message; each caller's future is
@@ -220,44 +438,76 @@ class AIOKafkaProducer(Producer):
         Messages keep their order within a partition. One drainer at a time.
         """
         async with self._drain_lock:
-            buffer = self._buffer
             client = self._client()
-            while buffer:
-                items = list(buffer)
-                buffer.clear()
-                self._buffer_taken.set()
-                groups: dict[tuple[str, int], list[_Pending]] = {}
-                # Partition counts, looked up once per topic and round.
-                counts: dict[str, int] = {}
-                for position, item in enumerate(items):
-                    topic, key, value, partition = item[0], item[1], item[2], item[3]
-                    try:
-                        count = counts.get(topic)
-                        if count is None:
-                            count = counts[topic] = await self._partition_count(
-                                client, topic
-                            )
-                        if partition is None and key is not None:
-                            partition = self._partition_for_key(
-                                client, topic, key, count
-                            )
-                        else:
-                            partition = compat.partition_for(
-                                client, topic, key, value, partition
-                            )
-                    except asyncio.CancelledError:
-                        # Nothing of this round was handed over yet except the
-                        # groups below: put everything back, in order.
-                        buffer.extendleft(reversed(items[position:]))
-                        for group in reversed(list(groups.values())):
-                            buffer.extendleft(reversed(group))
-                        raise
-                    except Exception as exc:
-                        self._fail(topic, item[6], exc)
-                        continue
-                    groups.setdefault((topic, partition), []).append(item)
-                for (topic, partition), group in groups.items():
-                    await self._send_group(client, topic, partition, group)
+            while self._has_pending():
+                self._refresh_counts(client)
+                await self._route_waiting(client)
+                await self._ship_all(client, self._take())
+
+    def _take(self) -> list[_OpenBatch]:
+        """Every filled and open batch, oldest first; senders start new ones."""
+        batches = self._full
+        batches.extend(self._open.values())
+        self._full = []
+        self._open = {}
+        self._sticky.clear()
+        self._pending = len(self._unrouted)
+        self._buffer_taken.set()
+        return batches
+
+    def _refresh_counts(self, client: aiokafka.AIOKafkaProducer) -> None:
+        """Follow partition count changes in the producer's metadata.
+
+        Once per round and topic: a topic that grew gets its keys routed
+        anew; one that vanished from the metadata routes through the
+        drainer again (which fetches it).
+        """
+        for topic, count in list(self._counts.items()):
+            now = len(compat.known_partitions(client, topic))
+            if now == count:
+                continue
+            self._key_partitions.pop(topic, None)
+            self._sticky.pop(topic, None)
+            if now:
+                self._counts[topic] = now
+            else:
+                del self._counts[topic]
+
+    async def _route_waiting(self, client: aiokafka.AIOKafkaProducer) -> None:
+        """Route the messages that waited for their topic's metadata.
+
+        In order, and before anything sent after them: senders append here
+        as long as anything waits. A message whose topic cannot be found
+        fails alone. Cancelled while fetching, the rest keeps waiting.
+        """
+        waiting = self._unrouted
+        while waiting:
+            topic, key, value, partition, timestamp_ms, headers, fut, report = waiting[
+                0
+            ]
+            count = self._counts.get(topic)
+            if count is None:
+                try:
+                    count = await self._partition_count(client, topic)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    waiting.popleft()
+                    self._pending -= 1
+                    self._fail(topic, fut, exc, report)
+                    continue
+                self._counts[topic] = count
+                continue  # more may wait now, behind the first
+            waiting.popleft()
+            self._pending -= 1
+            try:
+                chosen = self._route(client, topic, count, key, partition)
+            except Exception as exc:
+                self._fail(topic, fut, exc, report)
+                continue
+            self._append(
+                client, topic, chosen, key, value, timestamp_ms, headers, fut, report
+            )
 
     async def _partition_count(
         self, client: aiokafka.AIOKafkaProducer, topic: str
@@ -271,120 +521,88 @@ class AIOKafkaProducer(Producer):
             partitions = await compat.wait_on_metadata(client, topic)
         return len(partitions)
 
-    def _partition_for_key(
-        self, client: aiokafka.AIOKafkaProducer, topic: str, key: bytes, count: int
-    ) -> int:
-        """Kafka's partition for a key, remembered per topic and size.
+    async def _ship_all(
+        self, client: aiokafka.AIOKafkaProducer, batches: list[_OpenBatch]
+    ) -> None:
+        """Hand ``batches`` to aiokafka in order.
 
-        Keys repeat (accounts, users), and the partitioner is a pure-Python
-        murmur2 per message; the cache is dropped when it grows large or the
-        topic's partition count (``count``) changes.
+        Cancelled, the batches not handed over yet go back first in line.
         """
-        cache = self._partition_cache.get(topic)
-        if cache is None or cache[0] != count or len(cache[1]) > 100_000:
-            cache = self._partition_cache[topic] = (count, {})
-        known = cache[1]
-        partition = known.get(key)
-        if partition is None:
-            partition = known[key] = compat.partition_for(client, topic, key, None)
-        return partition
+        for index, batch in enumerate(batches):
+            try:
+                await self._ship(client, batch)
+            except asyncio.CancelledError:
+                rest = batches[index:]
+                self._full[:0] = rest
+                self._pending += sum(len(b.members) for b in rest)
+                raise
 
-    async def _send_group(
-        self,
-        client: aiokafka.AIOKafkaProducer,
-        topic: str,
-        partition: int,
-        group: list[_Pending],
-    ) -> None:
-        batch = client.create_batch()
-        members: list[tuple[asyncio.Future[RecordMetadata], int, int | None]] = []
-        limit = self.conf.producer_max_request_size
-        for item in group:
-            _, key, value, _, timestamp_ms, headers, fut = item
-            size = len(key or b"") + len(value or b"")
-            if headers:
-                size += sum(len(n) + len(v or b"") for n, v in headers)
-            if size > limit:
-                # What aiokafka's send() checks per message: refuse it here.
-                self._fail(
-                    topic,
-                    fut,
-                    MessageSizeTooLargeError(
-                        f"The message is {size} bytes, more than "
-                        f"PRODUCER_MAX_REQUEST_SIZE ({limit})."
-                    ),
-                )
-                continue
-            timestamp = None if timestamp_ms is None else timestamp_ms / 1000
-            meta = batch.append(
-                key=key, value=value, timestamp=timestamp, headers=headers or []
-            )
-            if meta is None and members:
-                await self._ship(client, batch, topic, partition, members)
-                batch, members = client.create_batch(), []
-                meta = batch.append(
-                    key=key, value=value, timestamp=timestamp, headers=headers or []
-                )
-            if meta is None:
-                self._fail(
-                    topic,
-                    fut,
-                    MessageSizeTooLargeError(
-                        f"a message of {len(value or b'') + len(key or b'')} bytes "
-                        "does not fit in a batch (PRODUCER_MAX_BATCH_SIZE)"
-                    ),
-                )
-                batch = client.create_batch()
-                continue
-            members.append((fut, meta.offset, timestamp_ms))
-        if members:
-            await self._ship(client, batch, topic, partition, members)
-
-    async def _ship(
-        self,
-        client: aiokafka.AIOKafkaProducer,
-        batch: Any,
-        topic: str,
-        partition: int,
-        members: list[tuple[asyncio.Future[RecordMetadata], int, int | None]],
-    ) -> None:
-        batch.close()
+    async def _ship(self, client: aiokafka.AIOKafkaProducer, batch: _OpenBatch) -> None:
+        batch.builder.close()
         try:
-            delivery = await client.send_batch(batch, topic, partition=partition)
+            delivery = await client.send_batch(
+                batch.builder, batch.topic, partition=batch.partition
+            )
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:
             self._lost(exc)
-            for fut, _, _ in members:
-                self._fail(topic, fut, exc)
+            self._batch_failed(batch, exc)
             return
-        delivery.add_done_callback(
-            functools.partial(self._batch_delivered, topic, partition, members)
-        )
+        delivery.add_done_callback(functools.partial(self._batch_delivered, batch))
 
     def _batch_delivered(
-        self,
-        topic: str,
-        partition: int,
-        members: list[tuple[asyncio.Future[RecordMetadata], int, int | None]],
-        delivery: asyncio.Future[Any],
+        self, batch: _OpenBatch, delivery: asyncio.Future[Any]
     ) -> None:
         """Resolve every caller's future of a delivered (or failed) batch."""
         if delivery.cancelled():
-            for fut, _, _ in members:
+            for fut, _, _ in batch.members:
                 if not fut.done():
                     fut.cancel()
             return
         exc = delivery.exception()
         if exc is not None:
             self._lost(exc)
-            for fut, _, _ in members:
-                self._fail(topic, fut, exc)
+            self._batch_failed(batch, exc)
             return
-        base = delivery.result().offset
-        for fut, relative, timestamp_ms in members:
+        topic, partition = batch.topic, batch.partition
+        delivered = delivery.result()
+        if delivered is None:  # PRODUCER_ACKS=0: sent, offsets unknown
+            for fut, _, timestamp_ms in batch.members:
+                if not fut.done():
+                    fut.set_result(RecordMetadata(topic, partition, -1, timestamp_ms))
+        else:
+            base = delivered.offset
+            for fut, relative, timestamp_ms in batch.members:
+                if not fut.done():
+                    fut.set_result(
+                        RecordMetadata(topic, partition, base + relative, timestamp_ms)
+                    )
+        self._report(batch, None)
+
+    def _batch_failed(self, batch: _OpenBatch, exc: BaseException) -> None:
+        """Fail every caller's future of ``batch`` (logged once for all)."""
+        logger.error(
+            "Sending %d message(s) to topic %r failed: %r",
+            len(batch.members),
+            batch.topic,
+            exc,
+        )
+        for fut, _, _ in batch.members:
             if not fut.done():
-                fut.set_result(
-                    RecordMetadata(topic, partition, base + relative, timestamp_ms)
-                )
+                fut.set_exception(exc)
+        self._report(batch, exc)
+
+    @staticmethod
+    def _report(batch: _OpenBatch, error: BaseException | None) -> None:
+        if not batch.reports:
+            return
+        seconds = time.monotonic() - batch.opened
+        for report, count in batch.reports.items():
+            try:
+                report(count, seconds, error)
+            except Exception:
+                logger.exception("Reporting sends to %r failed", batch.topic)
 
     def _lost(self, exc: BaseException) -> None:
         """The broker did not take a batch: no commit may pass it."""
@@ -411,11 +629,17 @@ class AIOKafkaProducer(Producer):
                 transport.broker_state(True)
 
     def _fail(
-        self, topic: str, fut: asyncio.Future[RecordMetadata], exc: BaseException
+        self,
+        topic: str,
+        fut: asyncio.Future[RecordMetadata],
+        exc: BaseException,
+        report: SendReport | None = None,
     ) -> None:
         logger.error("Sending to topic %r failed: %r", topic, exc)
         if not fut.done():
             fut.set_exception(exc)
+        if report is not None:
+            report(1, 0.0, exc)
 
     async def flush(self) -> None:
         if self._producer is None:

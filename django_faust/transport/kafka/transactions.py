@@ -84,7 +84,7 @@ class TransactionalProducer(AIOKafkaProducer):
             await super()._drain()
             return
         async with self._transaction_lock:
-            if self._buffer:
+            if self._has_pending():
                 await self._begin()
             await super()._drain()
 
@@ -101,7 +101,7 @@ class TransactionalProducer(AIOKafkaProducer):
             return
         client = self._client()
         async with self._transaction_lock:
-            if self._buffer:
+            if self._has_pending():
                 await self._begin()
                 await super()._drain()
             await client.flush()
