@@ -33,7 +33,7 @@ from mode import Service
 from ..exceptions import ImproperlyConfigured
 from ..transport.base import RecordColumns
 from ..types import TP
-from .table import SOURCE_HEADER, Source, Table, source_of
+from .table import SOURCE_HEADER, Table, source_of
 
 if TYPE_CHECKING:
     from ..app.base import App
@@ -224,15 +224,22 @@ class TableManager(Service, Mapping[str, Table]):
         if headers is None:
             return columns
         kept = []
+        # The committed offset of each source partition named, by the raw
+        # ``b"<partition>:"`` and topic of the header: no decoding per record.
+        committed: dict[tuple[bytes, bytes], int | None] = {}
         for index, record_headers in enumerate(headers):
-            source = _source_in(record_headers) if record_headers else None
-            if source is not None:
-                tp = TP(source[0], source[1])
-                if tp in known:
-                    offset = known[tp]
+            raw = _raw_source_in(record_headers) if record_headers else None
+            if raw is not None:
+                partition, offset, topic = raw.split(b":", 2)
+                named = (partition, topic)
+                if named in committed:
+                    upto = committed[named]
                 else:
-                    offset = known[tp] = await self._group_committed(tp)
-                if offset is None or source[2] >= offset:
+                    tp = TP(topic.decode(), int(partition))
+                    if tp not in known:
+                        known[tp] = await self._group_committed(tp)
+                    upto = committed[named] = known[tp]
+                if upto is None or int(offset) >= upto:
                     self.skipped_uncommitted += 1
                     continue
             kept.append(index)
@@ -617,12 +624,11 @@ def _columns_by_partition(messages: Iterable[Any]) -> dict[TP, RecordColumns]:
     }
 
 
-def _source_in(headers: Iterable[tuple[str, bytes]]) -> Source | None:
-    """The source event named by a record's headers (as `source_of` reads it)."""
+def _raw_source_in(headers: Iterable[tuple[str, bytes]]) -> bytes | None:
+    """The raw `SOURCE_HEADER` of a record's headers (see `source_of`)."""
     for name, raw in headers:
         if name == SOURCE_HEADER:
-            partition, offset, topic = raw.decode().split(":", 2)
-            return topic, int(partition), int(offset)
+            return raw
     return None
 
 

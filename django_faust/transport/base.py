@@ -604,9 +604,10 @@ class RecordColumns:
     a reader that can decode fetched batches straight into lists hands
     those over instead. ``offsets[i]``, ``keys[i]`` and ``values[i]`` are
     record *i*'s (raw bytes; a value of None is a tombstone);
-    ``headers[i]`` its headers (None if it has none), and ``headers`` is
-    None when no record has any. ``messages`` are the message objects the
-    columns were made of, when they were (see `from_messages`).
+    ``headers[i]`` its ``(name, value)`` header pairs (a sequence, None if
+    it has none), and ``headers`` is None when no record has any.
+    ``messages`` are the message objects the columns were made of, when
+    they were (see `from_messages`).
     """
 
     __slots__ = ("headers", "keys", "messages", "offsets", "values")

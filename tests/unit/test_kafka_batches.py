@@ -105,7 +105,7 @@ def decoded(blob: bytes, fetch_offset: int, aborted: Any = None, isolation: int 
         )
     )
     reference = partition_records(blob, fetch_offset, aborted, isolation)
-    theirs = [(r.offset, r.key, r.value, list(r.headers) or None) for r in reference]
+    theirs = [(r.offset, r.key, r.value, tuple(r.headers) or None) for r in reference]
     return (ours, position, columns), (theirs, reference.next_fetch_offset)
 
 
@@ -160,7 +160,7 @@ def test_headers_are_kept_per_record() -> None:
     blob = batch([(0, b"a", b"1")]) + batch([(1, b"b", b"2")], headers=headers)
     (ours, _, columns), (theirs, _) = decoded(blob, 0)
     assert ours == theirs
-    assert columns.headers == [None, headers]
+    assert columns.headers == [None, tuple(headers)]
 
 
 def test_read_committed_skips_aborted_transactions_and_markers() -> None:
