@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/recovery.py [--records N] [--profile DIR]
+    python benchmarks/recovery.py [--records N] [--profile DIR] [--headers]
 
 Starts one Tansu broker, writes a changelog of ``--records`` records
 (1,000,000 by default; one record per distinct key, key ``"k123"`` and an
@@ -21,7 +21,10 @@ Each start is timed from ``await app.start()`` until
 the number of records expected. The app has one agent over a 4-partition
 source topic (empty), so that the consumer group assigns it the source's
 partitions and, with them, the changelog's: tables are recovered when their
-changelog partitions are assigned. See README.rst beside this file.
+changelog partitions are assigned. With ``--headers`` every record carries
+the source header a worker writes (naming an event whose offset the group
+has committed), so that recovery reads and checks headers as it does on a
+worker's real changelog. See README.rst beside this file.
 """
 
 from __future__ import annotations
@@ -66,6 +69,53 @@ def changelog_records(count: int) -> list[tuple[bytes, bytes]]:
         (json.dumps(f"k{i}").encode(), json.dumps(i % 1000 + 1).encode())
         for i in range(count)
     ]
+
+
+def source_headers(index: int, source: str) -> list[tuple[str, bytes]]:
+    """The source header a worker writes (``--headers``): event ``index``.
+
+    Events ``index`` of partition ``index % PARTITIONS`` of ``source``, whose
+    offsets the driver commits for the app's group before the starts, so
+    that recovery checks every record and keeps it.
+    """
+    from django_faust.tables.table import SOURCE_HEADER
+
+    return [(SOURCE_HEADER, f"{index % PARTITIONS}:{index}:{source}".encode())]
+
+
+async def produce_with_headers(
+    bootstrap: str, topic: str, records: list[tuple[bytes, bytes]], source: str
+) -> float:
+    """Produce ``records`` with a source header each; the rate (records/s)."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.partitioner import DefaultPartitioner
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, max_batch_size=256 * 1024, acks=1
+    )
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        partitions = sorted(await producer.partitions_for(topic))
+        partitioner = DefaultPartitioner()
+        batches: dict[int, Any] = {}
+        for index, (key, value) in enumerate(records):
+            headers = source_headers(index, source)
+            partition = partitioner(key, partitions, partitions)
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = producer.create_batch()
+            added = batch.append(key=key, value=value, timestamp=None, headers=headers)
+            if added is None:
+                await producer.send_batch(batch, topic, partition=partition)
+                batch = batches[partition] = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None, headers=headers)
+        for partition, batch in batches.items():
+            await producer.send_batch(batch, topic, partition=partition)
+        await producer.flush()
+        return len(records) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
 
 
 # -- one start (a process of its own) ----------------------------------------------
@@ -155,7 +205,9 @@ def child_main(args: argparse.Namespace) -> int:
 # -- the driver ------------------------------------------------------------------
 
 
-async def warm_up_group(bootstrap: str, group: str, topics: list[str]) -> None:
+async def warm_up_group(
+    bootstrap: str, group: str, topics: list[str], commit_source: int = 0
+) -> None:
     """Take the app's consumer group past generation 0 (untimed).
 
     Tansu numbers a new group's first generation 0 (Kafka: 1), and aiokafka
@@ -165,7 +217,9 @@ async def warm_up_group(bootstrap: str, group: str, topics: list[str]) -> None:
     1) by changing its subscription, and leaves properly, so every start
     measured joins an empty group (about 3 s on Tansu, whatever the store).
     Tansu also keeps an empty group's protocol, so the throwaway member
-    announces the protocol name django-faust's assignor uses.
+    announces the protocol name django-faust's assignor uses. With
+    ``commit_source``, it commits that offset on every partition of the
+    source (``topics[0]``): the events the ``--headers`` records name.
     """
     from aiokafka import AIOKafkaConsumer
     from aiokafka.coordinator.assignors.roundrobin import (
@@ -192,6 +246,12 @@ async def warm_up_group(bootstrap: str, group: str, topics: list[str]) -> None:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"could not join the group {group}")
                 await consumer.getmany(timeout_ms=200)
+        if commit_source:
+            from aiokafka import TopicPartition
+
+            await consumer.commit(
+                {TopicPartition(topics[0], p): commit_source for p in range(PARTITIONS)}
+            )
     finally:
         await consumer.stop()
 
@@ -262,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--profile", type=Path, metavar="DIR")
+    parser.add_argument(
+        "--headers",
+        action="store_true",
+        help="every record names its (committed) source event, as a worker writes",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     n = args.records
@@ -282,11 +347,23 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(kafka_io.create_topics(broker.bootstrap, source))
             records = changelog_records(n)
             t0 = time.perf_counter()
-            rate = asyncio.run(
-                kafka_io.produce_records(broker.bootstrap, changelog, records)
-            )
+            if args.headers:
+                rate = asyncio.run(
+                    produce_with_headers(broker.bootstrap, changelog, records, source)
+                )
+            else:
+                rate = asyncio.run(
+                    kafka_io.produce_records(broker.bootstrap, changelog, records)
+                )
             del records
-            asyncio.run(warm_up_group(broker.bootstrap, app_id, [source, changelog]))
+            asyncio.run(
+                warm_up_group(
+                    broker.bootstrap,
+                    app_id,
+                    [source, changelog],
+                    commit_source=n if args.headers else 0,
+                )
+            )
             print(
                 f"Changelog {changelog}: {n:,} records produced in "
                 f"{time.perf_counter() - t0:.1f} s ({rate:,.0f}/s, untimed)",
@@ -314,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for datadir in datadirs:
             shutil.rmtree(datadir, ignore_errors=True)
-    print_report(rows, n)
+    print_report(rows, n, args.headers)
     return 0 if all(status == "ok" for _, _, status in rows) else 1
 
 
@@ -327,12 +404,14 @@ def describe(result: dict[str, Any]) -> str:
     )
 
 
-def print_report(rows: list[tuple[str, dict[str, Any], str]], n: int) -> None:
+def print_report(
+    rows: list[tuple[str, dict[str, Any], str]], n: int, headers: bool = False
+) -> None:
     """The table of the three starts."""
     print()
     print(
-        f"Changelog of {n:,} records ({n:,} keys, JSON key and int value), "
-        f"{PARTITIONS} partitions"
+        f"Changelog of {n:,} records ({n:,} keys, JSON key and int value"
+        f"{', a source header each' if headers else ''}), {PARTITIONS} partitions"
     )
     header = (
         "start",

@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 from mode import Service
 
 from ..exceptions import ImproperlyConfigured
+from ..transport.base import RecordColumns
 from ..types import TP
-from .table import Table, source_of
+from .table import SOURCE_HEADER, Table, source_of
 
 if TYPE_CHECKING:
     from ..app.base import App
@@ -209,29 +210,40 @@ class TableManager(Service, Mapping[str, Table]):
                 self._seen_committed[tp] = offset
 
     async def _committed_only(
-        self, records: list[Any], known: dict[TP, int | None]
-    ) -> list[Any]:
-        """``records`` whose source offsets are committed (recovery).
+        self, columns: RecordColumns, known: dict[TP, int | None]
+    ) -> RecordColumns:
+        """``columns`` without the records of uncommitted events (recovery).
 
         A record whose event's offset is not committed was written by a
         worker that died (or lost the partition) before its commit: the
         event is processed again, so applying the record would count it
-        twice. ``known`` caches the committed offsets looked up.
+        twice. ``known`` caches the committed offsets looked up. Records
+        without headers name no event, and count as committed.
         """
+        headers = columns.headers
+        if headers is None:
+            return columns
         kept = []
-        for record in records:
-            source = source_of(record)
-            if source is not None:
-                tp = TP(source[0], source[1])
-                if tp in known:
-                    offset = known[tp]
+        # The committed offset of each source partition named, by the raw
+        # ``b"<partition>:"`` and topic of the header: no decoding per record.
+        committed: dict[tuple[bytes, bytes], int | None] = {}
+        for index, record_headers in enumerate(headers):
+            raw = _raw_source_in(record_headers) if record_headers else None
+            if raw is not None:
+                partition, offset, topic = raw.split(b":", 2)
+                named = (partition, topic)
+                if named in committed:
+                    upto = committed[named]
                 else:
-                    offset = known[tp] = await self._group_committed(tp)
-                if offset is None or source[2] >= offset:
+                    tp = TP(topic.decode(), int(partition))
+                    if tp not in known:
+                        known[tp] = await self._group_committed(tp)
+                    upto = committed[named] = known[tp]
+                if upto is None or int(offset) >= upto:
                     self.skipped_uncommitted += 1
                     continue
-            kept.append(record)
-        return kept
+            kept.append(index)
+        return columns if len(kept) == len(headers) else columns.select(kept)
 
     # -- rebalancing ----------------------------------------------------------
 
@@ -363,6 +375,7 @@ class TableManager(Service, Mapping[str, Table]):
         """Read ``wanted`` to their ends; records of uncommitted events skipped."""
         known: dict[TP, int | None] = {}
         left = set(wanted)
+        with_messages = any(t.on_changelog_event is not None for t in wanted.values())
         total = 0
         last_report = time.monotonic()
         while True:
@@ -373,22 +386,26 @@ class TableManager(Service, Mapping[str, Table]):
             if not left:
                 self._report_progress(reader, wanted, offsets, wanted, log=False)
                 return total
-            messages = await reader.getmany(timeout=0.5)
-            for tp, records in _by_partition(messages).items():
+            if with_messages:
+                # A table wants every record as a message: read messages.
+                fetched = _columns_by_partition(await reader.getmany(timeout=0.5))
+            else:
+                fetched = await reader.getmany_columns(timeout=0.5)
+            for tp, columns in fetched.items():
                 table = wanted.get(tp)
-                if table is None:
+                if table is None or not columns.offsets:
                     continue
-                last = records[-1].offset
-                records = await self._committed_only(records, known)
+                last = columns.offsets[-1]
+                columns = await self._committed_only(columns, known)
                 table.apply_changelog(
-                    tp.partition, records, table.recovery_buffer_size, last
+                    tp.partition, columns, table.recovery_buffer_size, last
                 )
                 if table.on_changelog_event is not None:
-                    for record in records:
+                    for record in columns.messages or ():
                         result = table.on_changelog_event(record)
                         if inspect.isawaitable(result):
                             await result
-                total += len(records)
+                total += len(columns)
             now = time.monotonic()
             if now - last_report >= PROGRESS_EVERY:
                 last_report = now
@@ -597,6 +614,22 @@ def _by_partition(messages: Iterable[Any]) -> dict[TP, list[Any]]:
     for message in messages:
         by_tp[TP(message.topic, message.partition)].append(message)
     return by_tp
+
+
+def _columns_by_partition(messages: Iterable[Any]) -> dict[TP, RecordColumns]:
+    """Fetched changelog messages as columns per partition (messages kept)."""
+    return {
+        tp: RecordColumns.from_messages(records)
+        for tp, records in _by_partition(messages).items()
+    }
+
+
+def _raw_source_in(headers: Iterable[tuple[str, bytes]]) -> bytes | None:
+    """The raw `SOURCE_HEADER` of a record's headers (see `source_of`)."""
+    for name, raw in headers:
+        if name == SOURCE_HEADER:
+            return raw
+    return None
 
 
 def _sources_of(held: Mapping[TP, list[Any]]) -> set[TP]:

@@ -45,6 +45,7 @@ from typing import (
 from ..exceptions import ImproperlyConfigured, TableWriteError
 from ..stores import Store, by_url
 from ..streams import current_message, current_stream
+from ..transport.base import RecordColumns
 from ..types import TP
 from ..windows import (
     HoppingWindow,
@@ -123,6 +124,17 @@ def source_of(record: Any) -> Source | None:
             partition, offset, topic = raw.decode().split(":", 2)
             return topic, int(partition), int(offset)
     return None
+
+
+def _applied_keys(keys: list[Any], values: list[Any]) -> Iterable[Any]:
+    """The keys of changelog records that are not tombstones.
+
+    All of them when there is no tombstone (found by a scan in C): no
+    Python step per record for the commonest changelog.
+    """
+    if None not in values:
+        return keys
+    return [k for k, v in zip(keys, values, strict=True) if v is not None]
 
 
 class Table(MutableMapping[Any, Any]):
@@ -760,15 +772,17 @@ class Table(MutableMapping[Any, Any]):
     def apply_changelog(
         self,
         partition: int,
-        records: list[Any],
+        records: RecordColumns | Sequence[Any],
         buffer_size: int | None = None,
         last_offset: int | None = None,
     ) -> None:
-        """Apply changelog messages (recovery, standbys): raw bytes, None = delete.
+        """Apply changelog records (recovery, standbys): raw bytes, None = delete.
 
-        They go to the store ``buffer_size`` at a time (all at once by
-        default), each write batch with the offset of its last message, so
-        that a crash mid-way keeps what was written and its offset together.
+        ``records`` are `RecordColumns` (what recovery reads) or messages,
+        in offset order. They go to the store ``buffer_size`` at a time (all
+        at once by default), each write batch with the offset of its last
+        record, so that a crash mid-way keeps what was written and its
+        offset together.
 
         A global table skips the records this process wrote itself. Records
         applied to a served partition are noted, for
@@ -780,44 +794,53 @@ class Table(MutableMapping[Any, Any]):
         caller left some out (those of uncommitted source offsets): the
         store's persisted offset moves past them.
         """
-        if last_offset is not None and not records:
+        columns = (
+            records
+            if isinstance(records, RecordColumns)
+            else RecordColumns.from_messages(records)
+        )
+        if last_offset is not None and not columns.offsets:
             self.store.set_persisted_offset(partition, last_offset)
             return
-        if self.is_global and records:
+        if self.is_global and columns.headers is not None:
             # This worker's own changes are in its store already, and may be
             # newer than the record: applying it again would step back.
-            last = records[-1]
-            records = [m for m in records if self._writer not in (m.headers or ())]
-            if not records:
-                self.store.set_persisted_offset(
-                    partition, max(last.offset, last_offset or -1)
-                )
+            writer = self._writer
+            last = columns.offsets[-1]
+            columns = columns.select(
+                [i for i, h in enumerate(columns.headers) if not h or writer not in h]
+            )
+            if not columns.offsets:
+                self.store.set_persisted_offset(partition, max(last, last_offset or -1))
                 return
         store = self.store
+        offsets, keys, values = columns.offsets, columns.keys, columns.values
         active = self._active
         served = active is None or partition in active
         if served:
-            keys = self._replayed.get(partition)
-            if keys is None:
-                keys = self._replayed[partition] = set()
+            replayed = self._replayed.get(partition)
+            if replayed is None:
+                replayed = self._replayed[partition] = set()
             if store.needs_replayed_keys:
                 if partition not in self._fresh:
-                    # Held nothing before: its keys are all in ``keys``.
+                    # Held nothing before: its keys are all in ``replayed``.
                     self._fresh[partition] = store.persisted_offset(partition) is None
-                keys.update(m.key for m in records if m.value is not None)
-        size = buffer_size or len(records) or 1
-        for start in range(0, len(records), size):
-            chunk = records[start : start + size]
+                replayed.update(_applied_keys(keys, values))
+        size = buffer_size or len(offsets) or 1
+        for start in range(0, len(offsets), size):
+            end = start + size
             store.apply_changelog(
-                partition, [(m.key, m.value) for m in chunk], chunk[-1].offset
+                partition,
+                list(zip(keys[start:end], values[start:end], strict=True)),
+                offsets[min(end, len(offsets)) - 1],
             )
-        if last_offset is not None and last_offset > records[-1].offset:
+        if last_offset is not None and last_offset > offsets[-1]:
             store.set_persisted_offset(partition, last_offset)
         if not served and store.needs_replayed_keys and self._active_order:
             # A standby copy: keys it shares with a served partition are
             # checked if it becomes served (a store that compares whole
             # partitions does that then anyway).
-            applied = {m.key for m in records if m.value is not None}
+            applied = set(_applied_keys(keys, values))
             for key, _ in store.find_shared_keys(
                 {partition: applied}, self._active_order
             ):

@@ -37,6 +37,7 @@ __all__ = [
     "ConsumerCallbacks",
     "PartitionReader",
     "Producer",
+    "RecordColumns",
     "SendReport",
     "Transport",
 ]
@@ -608,6 +609,68 @@ class Consumer(Service, abc.ABC):
         await callbacks.on_rebalance_complete()
 
 
+class RecordColumns:
+    """Records of one partition read at once, as parallel lists.
+
+    Recovery replays millions of changelog records, and one Python object
+    per record (a message) costs more than writing the record to the store:
+    a reader that can decode fetched batches straight into lists hands
+    those over instead. ``offsets[i]``, ``keys[i]`` and ``values[i]`` are
+    record *i*'s (raw bytes; a value of None is a tombstone);
+    ``headers[i]`` its ``(name, value)`` header pairs (a sequence, None if
+    it has none), and ``headers`` is None when no record has any.
+    ``messages`` are the message objects the columns were made of, when
+    they were (see `from_messages`).
+    """
+
+    __slots__ = ("headers", "keys", "messages", "offsets", "values")
+
+    def __init__(
+        self,
+        offsets: list[int],
+        keys: list[Any],
+        values: list[Any],
+        headers: list[Any] | None = None,
+        messages: list[MessageT] | None = None,
+    ) -> None:
+        self.offsets = offsets
+        self.keys = keys
+        self.values = values
+        self.headers = headers
+        self.messages = messages
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __repr__(self) -> str:
+        span = f"{self.offsets[0]}..{self.offsets[-1]}" if self.offsets else "empty"
+        return f"<RecordColumns {len(self)} records, offsets {span}>"
+
+    @classmethod
+    def from_messages(cls, messages: Sequence[MessageT]) -> RecordColumns:
+        """Columns of ``messages`` (one partition's, in offset order), kept too."""
+        headers = [m.headers or None for m in messages]
+        return cls(
+            [m.offset for m in messages],
+            [m.key for m in messages],
+            [m.value for m in messages],
+            headers if any(headers) else None,
+            list(messages),
+        )
+
+    def select(self, indexes: Sequence[int]) -> RecordColumns:
+        """The records at ``indexes`` (ascending), as columns of their own."""
+        offsets, keys, values = self.offsets, self.keys, self.values
+        headers, messages = self.headers, self.messages
+        return RecordColumns(
+            [offsets[i] for i in indexes],
+            [keys[i] for i in indexes],
+            [values[i] for i in indexes],
+            None if headers is None else [headers[i] for i in indexes],
+            None if messages is None else [messages[i] for i in indexes],
+        )
+
+
 class PartitionReader(abc.ABC):
     """Reads given partitions from given offsets, outside any consumer group.
 
@@ -626,6 +689,22 @@ class PartitionReader(abc.ABC):
     @abc.abstractmethod
     async def getmany(self, timeout: float) -> list[MessageT]:
         """Messages that arrived since the last call (waits up to timeout)."""
+
+    async def getmany_columns(self, timeout: float) -> dict[TP, RecordColumns]:
+        """What `getmany` returns, as `RecordColumns` per partition.
+
+        For reading many records whose message objects are not needed
+        (changelog recovery). This default groups `getmany`'s messages (the
+        columns keep them); a driver that can decode fetched batches
+        without a message per record overrides it. A partition whose
+        position moved past records it does not return (transaction
+        markers, aborted records) may come with empty columns.
+        """
+        grouped: dict[TP, list[MessageT]] = {}
+        for message in await self.getmany(timeout):
+            tp = TP(message.topic, message.partition)
+            grouped.setdefault(tp, []).append(message)
+        return {tp: RecordColumns.from_messages(ms) for tp, ms in grouped.items()}
 
     @abc.abstractmethod
     def highwater(self, tp: TP) -> int | None:

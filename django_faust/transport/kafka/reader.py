@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, cast
 
@@ -9,13 +10,18 @@ import aiokafka
 from aiokafka.structs import TopicPartition
 
 from ...types import TP, MessageT
-from ..base import PartitionReader
+from ..base import PartitionReader, RecordColumns
+from . import batches
 from .consumer import DEFAULT_MAX_POLL_RECORDS
 
 if TYPE_CHECKING:
     from .transport import AIOKafkaTransport
 
 __all__ = ["AIOKafkaPartitionReader"]
+
+#: Event loop turns the fetcher takes from "partition consumed" to writing
+#: the next fetch request (its routine wakes, starts a task, the task sends).
+_TURNS_TO_SEND = 3
 
 
 class AIOKafkaPartitionReader(PartitionReader):
@@ -28,6 +34,9 @@ class AIOKafkaPartitionReader(PartitionReader):
     the last batch's base offset + 1), so a reader starting there is caught
     up at once rather than after a fetch that waits ``fetch_max_wait_ms``
     for records that are not there (most of a fresh worker's recovery).
+
+    `getmany_columns` (recovery) decodes the fetched record batches into
+    columns without a ``ConsumerRecord`` per record (see `.batches`).
     """
 
     def __init__(self, transport: AIOKafkaTransport, offsets: Mapping[TP, int]) -> None:
@@ -86,6 +95,29 @@ class AIOKafkaPartitionReader(PartitionReader):
                 self._positions[tp] = max(
                     self._positions[tp], await client.position(ktp)
                 )
+        return out
+
+    async def getmany_columns(self, timeout: float) -> dict[TP, RecordColumns]:
+        client = self._client()
+        drained = batches.drain(client)
+        if not drained:
+            await batches.wait_for_fetch(client, timeout)
+            drained = batches.drain(client)
+        out: dict[TP, RecordColumns] = {}
+        positions = self._positions
+        for ktp in drained:
+            tp = TP(ktp.topic, ktp.partition)
+            # Past transaction markers and aborted records too (the fetch
+            # position), which may lie beyond the last record returned.
+            positions[tp] = max(positions.get(tp, 0), await client.position(ktp))
+        if drained:
+            # Let the fetcher send the next fetch before the decoding (and
+            # the caller's writing) keeps the loop busy: the broker then
+            # works while we do (it takes the loop a few turns to send).
+            for _ in range(_TURNS_TO_SEND):
+                await asyncio.sleep(0)
+        for ktp, fetched in drained.items():
+            out[TP(ktp.topic, ktp.partition)] = fetched.decode()
         return out
 
     def highwater(self, tp: TP) -> int | None:
