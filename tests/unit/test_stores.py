@@ -359,6 +359,37 @@ def run_and_crash(directory: Path, body: str) -> None:
 
 
 class TestRocksDBStore:
+    def test_a_known_miss_asks_rocksdb_once(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # ``table[k] += 1`` of a new key: the read's miss in every other
+        # partition answers the write's look for a copy elsewhere too.
+        store = make(RocksDBStore, tmp_path)
+        for number in range(4):
+            store.set(number, "other", 0)
+        store.flush()
+        lookups: list[int] = []
+        lookup = store._lookup
+
+        def counted(number: int, part: Any, stored_key: bytes) -> Any:
+            lookups.append(number)
+            return lookup(number, part, stored_key)
+
+        monkeypatch.setattr(store, "_lookup", counted)
+        assert store.get(0, "a", None) is None
+        assert store.find_partition("a", exclude=0) is None
+        assert sorted(lookups) == [0, 1, 2, 3]
+        assert not store.contains(0, "a")
+        asked = len(lookups)
+        assert store.find_partition("a", exclude=0) is None
+        assert store.find_partition("a", (3, 1), exclude=0) is None
+        assert len(lookups) == asked
+        # Not known absent from all: asked (and found) as before.
+        assert store.find_partition("other", exclude=0) == 1
+        store.set(2, "a", 1)
+        assert store.find_partition("a", exclude=0) == 2
+        store.close()
+
     def test_files(self, tmp_path: Path) -> None:
         store = make(RocksDBStore, tmp_path / "tables")
         assert not (tmp_path / "tables").exists()  # opened lazily
