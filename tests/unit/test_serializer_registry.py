@@ -361,3 +361,33 @@ def test_registering_a_codec_invalidates_cached_functions() -> None:
     second = value_decoder(None, "tests-swap")
     assert second is not first
     assert second(base64.b64encode(b"[1]")) == b"[1]"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["plain", 'é "quoted"\n\t\\', "", 0, -7, 2**80, True, 1.5, [1, "a"], {"k": None}],
+)
+@pytest.mark.parametrize("typ", [None, int, str, Order])
+def test_json_str_and_int_shortcuts_write_the_codecs_bytes(
+    value: Any, typ: Any
+) -> None:
+    # Strings and ints skip the general path; the bytes must be the codec's.
+    codec = get_codec("json")
+    assert value_encoder(typ, "json")(value) == codec.dumps(value)
+    if not isinstance(value, str):
+        assert value_encoder(None, None)(value) == codec.dumps(value)
+
+
+def test_json_shortcut_failures_name_the_value_type_and_serializer() -> None:
+    with pytest.raises(EncodeError, match=r"'\\ud800' \(str\) for str.*'json'"):
+        value_encoder(str, "json")("\ud800")
+
+
+def test_a_json_codec_subclass_gets_no_shortcut() -> None:
+    class Loud(codecs.JSONCodec):
+        def _dumps(self, obj: Any) -> bytes:
+            return b"!" + super()._dumps(obj)
+
+    register("tests-loud", Loud())
+    assert value_encoder(None, "tests-loud")(5) == b"!5"
+    assert value_encoder(None, "tests-loud")("a") == b'!"a"'
