@@ -25,7 +25,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from enum import Enum
 from importlib import metadata
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from uuid import UUID
 
 from django_faust.exceptions import (
@@ -187,6 +187,9 @@ class JSONCodec(Codec):
         self._encode = json.JSONEncoder(
             separators=(",", ":"), ensure_ascii=False, default=_json_default
         ).encode
+        #: ``obj`` as JSON text (what `dumps` encodes to UTF-8), for writers
+        #: that skip the error translation because they do their own.
+        self.encode_text: Callable[[Any], str] = self._encode
         decoder = json.JSONDecoder()
         self._decode = decoder.decode
         # ``decode`` runs two whitespace regexes around the scanner; calling

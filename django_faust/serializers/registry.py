@@ -337,6 +337,21 @@ def _json_int(number: int) -> bytes:
     return int.__repr__(number).encode("ascii")
 
 
+def _json_shortcuts(codec: codecs.JSONCodec) -> dict[type, Callable[[Any], bytes]]:
+    """Writers of the exact classes the stock ``json`` codec writes directly."""
+    write_text = codec.encode_text
+
+    def write_container(obj: Any) -> bytes:
+        return write_text(obj).encode("utf-8")
+
+    return {
+        str: _json_str,
+        int: _json_int,
+        dict: write_container,
+        list: write_container,
+    }
+
+
 def _str_bytes(text: str) -> bytes:
     return text.encode("utf-8")
 
@@ -368,7 +383,7 @@ def _make_encoder(typ: Any, serializer: Any, what: str) -> Encoder:
         codec = codecs.get_codec(codec_name)
         dumps = codec.dumps
         if type(codec) is codecs.JSONCodec:
-            shortcuts = {str: _json_str, int: _json_int}
+            shortcuts = _json_shortcuts(codec)
 
         def encode(obj: Any) -> bytes:
             if obj.__class__ is bytes:
@@ -382,7 +397,7 @@ def _make_encoder(typ: Any, serializer: Any, what: str) -> Encoder:
         json_dumps = json_codec.dumps
         shortcuts = {bytes: _same_bytes, str: _str_bytes}
         if type(json_codec) is codecs.JSONCodec:
-            shortcuts[int] = _json_int
+            shortcuts = {**_json_shortcuts(json_codec), **shortcuts}
 
         def encode(obj: Any) -> bytes:
             if obj.__class__ is bytes:
